@@ -1,0 +1,1 @@
+"""synth-empathy: synthetic empathetic dialogue data."""

@@ -1,0 +1,3 @@
+from synth_empathy.cli import main
+
+main()

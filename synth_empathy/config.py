@@ -1,0 +1,141 @@
+"""One validated RunConfig, loaded from a TOML/YAML file and CLI flags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synth_empathy.errors import UserError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _catalog_dir(name: str) -> Path:
+    """Shipped catalogs: the repo's top-level folder, or the copy inside an installed wheel."""
+    in_repo = PACKAGE_ROOT.parent / name
+    return in_repo if in_repo.is_dir() else PACKAGE_ROOT / "catalog" / name
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    """Which model answers. `local` runs a GGUF in process; `openai` any compatible endpoint."""
+
+    backend: Literal["local", "openai"] = "local"
+    model: str | None = None  # GGUF path (local) or model name (openai); None = embedded default
+    api_base: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    max_tokens: int = Field(default=160, ge=16, le=8192)
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=20)
+    n_ctx: int = Field(default=4096, ge=512)
+
+
+class JudgeConfig(_Section):
+    """The judge: its own model when named (a fairer judge), else the generator's."""
+
+    backend: Literal["local", "openai"] | None = None
+    model: str | None = None
+    samples: int = Field(default=1, ge=1, le=10)
+    min_sensibility: float = Field(default=6.0, ge=0, le=10)
+    min_rationality: float = Field(default=6.0, ge=0, le=10)
+    temperature: float = Field(default=0.3, ge=0, le=2)
+
+
+class DialogueConfig(_Section):
+    min_turns: int = Field(default=2, ge=1, le=20)  # seeker+supporter exchanges
+    max_turns: int = Field(default=4, ge=1, le=20)
+    critique_rounds: int = Field(default=1, ge=0, le=5)
+    keep_drafts: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DialogueConfig:
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns ({self.min_turns}) is larger than max_turns ({self.max_turns})")
+        return self
+
+
+class DedupConfig(_Section):
+    enabled: bool = True
+    threshold: float = Field(default=0.8, gt=0, le=1)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    ngram: int = Field(default=3, ge=1, le=10)
+    scope: Literal["dialogue", "supporter"] = "dialogue"
+
+
+class RulesConfig(_Section):
+    enabled: bool = True
+    min_words_per_turn: int = Field(default=2, ge=0)
+    max_words_per_turn: int = Field(default=250, ge=1)
+
+
+class RunConfig(_Section):
+    n: int = Field(default=3, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=1, ge=1, le=256)
+    personas_dir: Path = Field(default_factory=lambda: _catalog_dir("personas"))
+    scenarios_dir: Path = Field(default_factory=lambda: _catalog_dir("scenarios"))
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    programs_dir: Path | None = None
+    license: str = "CC-BY-4.0"
+
+    def fingerprint(self) -> str:
+        """What decides the plan and the dialogues; n and concurrency may change on resume."""
+        data = self.model_dump(mode="json", exclude={"n", "concurrency"})
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def public_dict(self) -> dict[str, Any]:
+        # Holds no secret: keys are only ever named by their environment variable.
+        return self.model_dump(mode="json")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build the RunConfig from an optional file, then flags (flags win); one error sentence on bad input."""
+    data = _read_file(path) if path else {}
+    data = _merge(data, overrides or {})
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        source = f" in {path}" if path else ""
+        raise UserError(f"invalid setting {where}{source}: {err['msg']}") from exc

@@ -1,0 +1,37 @@
+"""LLM-judge scoring: k samples averaged into Scores, and the keep rule over them."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from synth_empathy.config import JudgeConfig
+from synth_empathy.programs.judge import Judge
+from synth_empathy.programs.transcript import conversation_text
+from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Scores
+
+
+def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores:
+    """Average `samples` judge calls; a failure flag is set when most samples raise it.
+    Any exception propagates: a judge failure is a recorded rejection, never a silent pass."""
+    conversation = conversation_text(dialogue.turns)
+    outs = [judge(conversation=conversation) for _ in range(samples)]
+    return Scores(
+        sensibility=round(fmean(min(10, max(0, o.sensibility)) for o in outs), 2),
+        rationality=round(fmean(min(10, max(0, o.rationality)) for o in outs), 2),
+        er=round(fmean(o.emotional_reactions for o in outs), 2),
+        ip=round(fmean(o.interpretations for o in outs), 2),
+        ex=round(fmean(o.explorations for o in outs), 2),
+        failures={name: sum(bool(getattr(o, name)) for o in outs) * 2 > len(outs) for name in FAILURE_MECHANISMS},
+        rationale=outs[0].rationale,
+        samples=samples,
+    )
+
+
+def judge_reasons(scores: Scores, config: JudgeConfig) -> list[str]:
+    """Reason codes for a dialogue that misses the keep thresholds (empty: keep it)."""
+    reasons = []
+    if scores.sensibility < config.min_sensibility:
+        reasons.append("low_sensibility")
+    if scores.rationality < config.min_rationality:
+        reasons.append("low_rationality")
+    return reasons

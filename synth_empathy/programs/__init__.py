@@ -1,0 +1,63 @@
+"""DSPy programs: seeker, supporter (strategy, draft, critique, revise) and judge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dspy
+
+from synth_empathy.errors import UserError
+from synth_empathy.programs.critique import Critic
+from synth_empathy.programs.judge import Judge
+from synth_empathy.programs.seeker import Seeker
+from synth_empathy.programs.supporter import Supporter
+
+PROGRAM_NAMES = ("seeker", "supporter", "critique", "judge")
+
+
+@dataclass
+class Programs:
+    seeker: Seeker
+    supporter: Supporter
+    judge: Judge
+
+    def module(self, name: str) -> dspy.Module:
+        return {"seeker": self.seeker, "supporter": self.supporter, "critique": self.supporter.critic,
+                "judge": self.judge}[name]
+
+    def versions(self) -> dict[str, str]:
+        """A short hash of each program's instructions and demos: what changes when it is optimized."""
+        out = {}
+        for name in PROGRAM_NAMES:
+            module = self.module(name)
+            state = {
+                pname: {"instructions": p.signature.instructions, "demos": [dict(d) for d in p.demos]}
+                for pname, p in module.named_predictors()
+            }
+            blob = json.dumps(state, sort_keys=True, default=str).encode()
+            out[name] = hashlib.sha256(blob).hexdigest()[:12]
+        return out
+
+
+def load_programs(critique_rounds: int = 1, programs_dir: Path | None = None) -> Programs:
+    """Fresh programs, or with the optimized state JSON files found in `programs_dir` (<name>.json)."""
+    programs = Programs(seeker=Seeker(), supporter=Supporter(rounds=critique_rounds), judge=Judge())
+    if programs_dir is not None:
+        programs_dir = Path(programs_dir)
+        if not programs_dir.is_dir():
+            raise UserError(f"--programs {programs_dir} is not a folder")
+        found = [name for name in PROGRAM_NAMES if (programs_dir / f"{name}.json").exists()]
+        if not found:
+            raise UserError(f"--programs {programs_dir} holds none of {', '.join(n + '.json' for n in PROGRAM_NAMES)}")
+        for name in found:
+            try:
+                programs.module(name).load(str(programs_dir / f"{name}.json"))
+            except (ValueError, KeyError, json.JSONDecodeError) as exc:
+                raise UserError(f"{programs_dir / (name + '.json')} is not a saved {name} program: {exc}") from exc
+    return programs
+
+
+__all__ = ["Critic", "Judge", "Programs", "Seeker", "Supporter", "load_programs", "PROGRAM_NAMES"]

@@ -1,0 +1,79 @@
+"""The conversation loop: seeker and supporter take turns until the seeker is done, it stalls, or time runs out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from synth_empathy.config import DialogueConfig
+from synth_empathy.programs.safety import mentions_crisis
+from synth_empathy.programs.seeker import Seeker
+from synth_empathy.programs.supporter import Supporter
+from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
+from synth_empathy.schema import Seed, Turn
+
+STALL_SIMILARITY = 0.8
+
+
+@dataclass
+class Conversation:
+    turns: list[Turn]
+    ending: str
+    crisis: bool
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
+def repeats_earlier(text: str, earlier: list[str]) -> bool:
+    """A message whose words mostly repeat an earlier message of the same speaker means the talk has stalled."""
+    words = _words(text)
+    for prev in earlier:
+        other = _words(prev)
+        if words and other and len(words & other) / len(words | other) >= STALL_SIMILARITY:
+            return True
+    return False
+
+
+def _not_said_yet(seed: Seed, turns: list[Turn]) -> str:
+    said = _words(" ".join(t.text for t in turns if t.role == "seeker"))
+    # A detail counts as said once most of its words have come up in the seeker's messages.
+    left = [d for d in seed.situation.hidden_details if len(_words(d) & said) <= 0.6 * len(_words(d))]
+    return "; ".join(left) or "nothing important"
+
+
+def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueConfig) -> Conversation:
+    """Run one dialogue. Each exchange is a seeker message then a supporter reply; the seeker's
+    hidden intensity is updated after every reply and recorded on its next message."""
+    turns: list[Turn] = []
+    intensity = seed.intensity
+    character = persona_card(seed.persona)
+    crisis = False
+    for exchange in range(config.max_turns):
+        closing = False
+        if exchange > 0:
+            feel = seeker.react(emotion=seed.emotion, previous_intensity=intensity,
+                                seeker_message=turns[-2].text, listener_reply=turns[-1].text)
+            intensity = max(0, min(10, int(feel.intensity)))
+            closing = bool(feel.wants_to_end) and exchange >= config.min_turns
+        feeling = f"{seed.emotion}, intensity {intensity} out of 10"
+        if closing:
+            feeling += "; you have said what you needed to and are ready to end the conversation now"
+        message = seeker(character=character, situation=seed.situation.text, feeling=feeling,
+                         not_said_yet=_not_said_yet(seed, turns),
+                         conversation=conversation_text(turns, viewpoint="seeker")).message
+        earlier = [t.text for t in turns if t.role == "seeker"]
+        if exchange >= config.min_turns and repeats_earlier(message, earlier):
+            return Conversation(turns, "stalled", crisis)  # the repeated message adds nothing: drop it
+        flagged = mentions_crisis(message)
+        crisis = crisis or flagged
+        turns.append(Turn(role="seeker", text=message, intensity=intensity, crisis=flagged))
+        if closing:
+            return Conversation(turns, "seeker_done", crisis)
+        reply = supporter(seeker=seeker_brief(seed), conversation=conversation_text(turns), crisis=flagged)
+        turns.append(Turn(
+            role="supporter", text=reply.reply, strategy=reply.strategy, revised=reply.revised,
+            drafts=reply.drafts if config.keep_drafts else [], crisis=flagged,
+        ))
+    return Conversation(turns, "max_turns", crisis)

@@ -1,0 +1,229 @@
+"""Pydantic models for everything that is read from or written to disk."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+AgeBand = Literal["13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+LifeStage = Literal[
+    "school_student",
+    "university_student",
+    "early_career",
+    "mid_career",
+    "late_career",
+    "parent_young_children",
+    "parent_teens",
+    "caregiver",
+    "between_jobs",
+    "retired",
+]
+CommunicationStyle = Literal[
+    "terse", "rambling", "guarded", "sarcastic", "direct", "formal", "humorous", "over_explainer"
+]
+SupportPreference = Literal["advice", "listening", "mixed"]
+Domain = Literal[
+    "work", "school", "family", "romance", "friendship", "health", "money", "loss",
+    "community", "personal_growth", "home",
+]
+
+EMOTIONS = (
+    "afraid", "angry", "annoyed", "anticipating", "anxious", "apprehensive", "ashamed", "caring",
+    "confident", "content", "devastated", "disappointed", "disgusted", "embarrassed", "excited",
+    "faithful", "furious", "grateful", "guilty", "hopeful", "impressed", "jealous", "joyful",
+    "lonely", "nostalgic", "prepared", "proud", "sad", "sentimental", "surprised", "terrified",
+    "trusting",
+)
+
+# ESConv's eight strategies, spelled as identifiers.
+STRATEGIES = (
+    "question",
+    "restatement",
+    "reflection_of_feelings",
+    "self_disclosure",
+    "affirmation",
+    "suggestion",
+    "information",
+    "other",
+)
+Strategy = Literal[
+    "question", "restatement", "reflection_of_feelings", "self_disclosure", "affirmation",
+    "suggestion", "information", "other",
+]
+
+FAILURE_MECHANISMS = (
+    "sentiment_attenuation",
+    "granularity_mismatch",
+    "conflict_avoidance",
+    "linguistic_distancing",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- catalogs
+
+
+class Trait(_Strict):
+    id: str
+    description: str
+
+
+class Persona(_Strict):
+    id: str
+    name: str
+    age_band: AgeBand
+    life_stage: LifeStage
+    occupation: str
+    region: str
+    communication_style: CommunicationStyle
+    support_preference: SupportPreference
+    emotional_baseline: str
+    traits: list[str] = Field(default_factory=list)
+    bio: str
+
+
+class Emotion(_Strict):
+    id: str
+    valence: Literal["positive", "negative", "mixed"]
+    related: list[str] = Field(default_factory=list)
+
+
+class ProblemType(_Strict):
+    id: str
+    label: str
+    description: str
+
+
+class Situation(_Strict):
+    """A concrete thing that happened, linked to emotions and a problem type."""
+
+    id: str
+    text: str
+    emotions: list[str] = Field(min_length=1)
+    problem_type: str
+    domain: Domain
+    intensity: tuple[int, int] = (4, 8)
+    hidden_details: list[str] = Field(default_factory=list)
+    # Plausibility: empty means any persona fits.
+    age_bands: list[AgeBand] = Field(default_factory=list)
+    life_stages: list[LifeStage] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _intensity_in_range(self) -> Situation:
+        low, high = self.intensity
+        if not 0 <= low <= high <= 10:
+            raise ValueError(f"intensity must be two numbers 0 <= low <= high <= 10, got {list(self.intensity)}")
+        return self
+
+
+# ---------------------------------------------------------------- generation
+
+
+class Seed(_Strict):
+    """Everything one dialogue starts from; its id is derived from the content."""
+
+    id: str
+    index: int
+    persona: Persona
+    situation: Situation
+    emotion: str
+    problem_type: str
+    intensity: int = Field(ge=0, le=10)
+    source: str = "catalog"
+
+
+class Critique(_Strict):
+    er: int = Field(ge=0, le=2)
+    ip: int = Field(ge=0, le=2)
+    ex: int = Field(ge=0, le=2)
+    failures: list[str] = Field(default_factory=list)
+    feedback: str = ""
+
+
+class Draft(_Strict):
+    """One round of self-critique: the text that was critiqued and what the critique said."""
+
+    text: str
+    critique: Critique
+
+
+class Turn(_Strict):
+    role: Literal["seeker", "supporter"]
+    text: str
+    strategy: Strategy | None = None
+    intensity: int | None = Field(default=None, ge=0, le=10)
+    revised: bool = False
+    drafts: list[Draft] = Field(default_factory=list)
+    crisis: bool = False
+
+    @model_validator(mode="after")
+    def _supporter_has_strategy(self) -> Turn:
+        if self.role == "supporter" and self.strategy is None:
+            raise ValueError("a supporter turn needs a strategy")
+        return self
+
+
+class Scores(_Strict):
+    sensibility: float = Field(ge=0, le=10)
+    rationality: float = Field(ge=0, le=10)
+    er: float = Field(ge=0, le=2)
+    ip: float = Field(ge=0, le=2)
+    ex: float = Field(ge=0, le=2)
+    failures: dict[str, bool] = Field(default_factory=dict)
+    rationale: str = ""
+    samples: int = 1
+
+
+class Provenance(_Strict):
+    generator_model: str
+    judge_model: str | None = None
+    program_versions: dict[str, str] = Field(default_factory=dict)
+    config_fingerprint: str
+    created: str
+    package_version: str
+
+
+class Dialogue(_Strict):
+    id: str
+    seed: Seed
+    turns: list[Turn]
+    ending: str
+    crisis: bool = False
+    scores: Scores | None = None
+    provenance: Provenance
+
+
+class Rejection(_Strict):
+    """A seed that did not end as a kept dialogue; the dialogue is kept when there is one."""
+
+    id: str
+    stage: Literal["generate", "rules", "dedup", "judge"]
+    reasons: list[str] = Field(min_length=1)
+    detail: str = ""
+    seed: Seed | None = None
+    dialogue: Dialogue | None = None
+
+
+class StageUsage(BaseModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Manifest(BaseModel):
+    package_version: str
+    config: dict
+    config_fingerprint: str
+    versions: dict[str, str]
+    models: dict[str, str | None]
+    counts: dict[str, int]
+    rejection_reasons: dict[str, int]
+    usage: dict[str, StageUsage]
+    timings: dict[str, float]
+    created: str
+    finished: str | None = None

@@ -1,0 +1,23 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fake_openai import FakeOpenAIServer
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:
+    """A started fake OpenAI-compatible server (tests/fake_openai.py), stopped after the test.
+
+    Point clients at ``fake_openai.base_url`` ("http://127.0.0.1:PORT/v1"). OPENAI_API_KEY is set to a
+    dummy key; OPENAI_API_BASE/OPENAI_BASE_URL are removed so nothing is routed to a real gateway and
+    dspy.LM keeps its native engine selection.
+    """
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake")
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with FakeOpenAIServer() as server:
+        yield server
