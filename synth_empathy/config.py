@@ -34,7 +34,7 @@ class ModelConfig(_Section):
     api_base: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = Field(default=0.8, ge=0, le=2)
-    max_tokens: int = Field(default=160, ge=16, le=8192)
+    max_tokens: int = Field(default=120, ge=16, le=8192)
     timeout_s: float = Field(default=60.0, gt=0)
     retries: int = Field(default=3, ge=0, le=20)
     n_ctx: int = Field(default=4096, ge=512)

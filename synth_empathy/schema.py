@@ -86,6 +86,27 @@ class Persona(_Strict):
     traits: list[str] = Field(default_factory=list)
     bio: str
 
+    @model_validator(mode="after")
+    def _life_stage_fits_age(self) -> Persona:
+        if self.age_band not in LIFE_STAGE_AGES[self.life_stage]:
+            raise ValueError(f"life stage {self.life_stage} does not fit age band {self.age_band}")
+        return self
+
+
+# Which age bands each life stage can plausibly have.
+LIFE_STAGE_AGES: dict[str, tuple[str, ...]] = {
+    "school_student": ("13-17",),
+    "university_student": ("18-24", "25-34", "35-44"),
+    "early_career": ("18-24", "25-34", "35-44"),
+    "mid_career": ("25-34", "35-44", "45-54", "55-64"),
+    "late_career": ("45-54", "55-64", "65+"),
+    "parent_young_children": ("18-24", "25-34", "35-44", "45-54"),
+    "parent_teens": ("35-44", "45-54", "55-64"),
+    "caregiver": AGE_BANDS[1:],
+    "between_jobs": ("18-24", "25-34", "35-44", "45-54", "55-64"),
+    "retired": ("55-64", "65+"),
+}
+
 
 class Emotion(_Strict):
     id: str

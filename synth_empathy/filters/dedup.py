@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import string
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -64,7 +63,8 @@ _PUNCT = re.compile(r"[^\w\s]+")
 # str.translate is ~10x faster than the regex on pure-ASCII text; the table deletes exactly the
 # ASCII characters the regex would, so both paths give the same result.
 _ASCII_PUNCT = str.maketrans({c: None for c in map(chr, range(128)) if _PUNCT.fullmatch(c)})
-assert set(_ASCII_PUNCT) >= {ord(c) for c in string.punctuation if c != "_"}
+
+_EMPTY_TEXT_HASH = xxhash.xxh3_64_intdigest(b"")
 
 Kind = Literal["exact", "near"]
 
@@ -104,11 +104,16 @@ def shingles(text: str, ngram: int) -> list[str]:
     return [g.decode() for g in _ngrams(normalize_text(text).encode().split(), ngram)]
 
 
+def _shingle_count(normalized: bytes, ngram: int) -> int:
+    """How many shingles ``shingle_hashes`` yields: tokens are separated by exactly one space."""
+    return max(normalized.count(b" ") + 2 - ngram, 1) if normalized else 0
+
+
 def shingle_hashes(normalized: bytes, ngram: int) -> np.ndarray:
-    """xxh3-64 hash of every word n-gram of a normalized UTF-8 text, in text order (uint64)."""
-    tokens = normalized.split()
-    count = max(len(tokens) - ngram + 1, 1) if tokens else 0
-    return np.fromiter(map(xxhash.xxh3_64_intdigest, _ngrams(tokens, ngram)), dtype=np.uint64, count=count)
+    """xxh3-64 hash of every word n-gram of a normalized UTF-8 text (``normalize_text`` output), in order."""
+    tokens = normalized.split(b" ") if normalized else []
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, _ngrams(tokens, ngram)), dtype=np.uint64,
+                       count=_shingle_count(normalized, ngram))
 
 
 def minhash_hashfunc(shingle: bytes) -> int:
@@ -211,11 +216,14 @@ class Sketches(NamedTuple):
 def sketch(normalized: Sequence[bytes], ngram: int, num_perm: int, seed: int = MINHASH_SEED,
            scheme: str = MINHASH_SCHEME) -> Sketches:
     """Shingle hashes and MinHash signatures of normalized UTF-8 texts."""
-    parts = [shingle_hashes(t, ngram) for t in normalized]
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
-    hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    del parts
+    offsets = np.zeros(len(normalized) + 1, dtype=np.int64)
+    counts = (_shingle_count(t, ngram) for t in normalized)
+    np.cumsum(np.fromiter(counts, dtype=np.int64, count=len(normalized)), out=offsets[1:])
+    # Filled in place rather than concatenated from per-text arrays, so the hashes exist only once.
+    hashes = np.empty(offsets[-1], dtype=np.uint64)
+    bounds = offsets.tolist()
+    for i, text in enumerate(normalized):
+        hashes[bounds[i]:bounds[i + 1]] = shingle_hashes(text, ngram)
     return Sketches(hashes, offsets, minhash_signatures(hashes, offsets, num_perm, seed, scheme))
 
 
@@ -261,9 +269,14 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def candidate_pairs(keys: np.ndarray, is_new: np.ndarray) -> np.ndarray:
     """Distinct pairs (i < j) sharing at least one band key, skipping pairs of two old items."""
     found = []
+    everything = np.arange(len(keys))
     for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        column = keys[order, band]
+        column = keys[:, band]
+        # Only buckets holding a new item matter: with a large index and a small batch this sorts a
+        # few rows instead of the whole index.
+        rows = everything if is_new.all() else np.flatnonzero(is_new | np.isin(column, column[is_new]))
+        order = rows[np.argsort(column[rows], kind="stable")]
+        column = column[order]
         same = column[1:] == column[:-1]  # sorted positions p and p+1 share a bucket
         pos = np.flatnonzero(same)
         gap = 1
@@ -283,9 +296,9 @@ def candidate_pairs(keys: np.ndarray, is_new: np.ndarray) -> np.ndarray:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard of two sorted arrays of distinct values; two empty sets count as identical."""
+    """Exact Jaccard of two sorted arrays of distinct values (0.0 for two empty sets)."""
     if not len(a) and not len(b):
-        return 1.0
+        return 0.0
     inter = np.intersect1d(a, b, assume_unique=True).size
     return inter / (len(a) + len(b) - inter)
 
@@ -453,7 +466,8 @@ class DedupIndex:
         start = len(self._ids)
         for offset, (item_id, h) in enumerate(zip(ids, hashes.tolist(), strict=True)):
             self._position[item_id] = start + offset
-            self._exact.setdefault(h, start + offset)
+            if h != _EMPTY_TEXT_HASH:  # a text without words duplicates nothing
+                self._exact.setdefault(h, start + offset)
         self._ids.extend(ids)
         self._text_hashes.append(hashes)
         self._signatures.append(sketches.signatures)
@@ -467,7 +481,7 @@ class DedupIndex:
         position = self._exact.get(text_hash(normalized))
         if position is not None:
             return DuplicateOf(self._ids[position], "exact", 1.0)
-        if not self._ids:
+        if not self._ids or not normalized:
             return None
         mine = sketch([normalized], self.config.ngram, self.config.num_perm, self.seed, self.scheme)
         keys = band_keys(mine.signatures, self.bands, self.rows)
@@ -500,11 +514,11 @@ class DedupIndex:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in ("ids", "text_hashes", "signatures", "hashes", "offsets")}
-        except (OSError, KeyError, ValueError) as exc:
+            if meta.get("format") != _INDEX_FORMAT:
+                raise ValueError(f"format {meta.get('format')}, expected {_INDEX_FORMAT}")
+            stored = DedupConfig.model_validate(meta["config"])
+        except (OSError, KeyError, ValueError) as exc:  # ValueError covers JSON and pydantic errors
             raise UserError(f"dedup index {path} cannot be read: {exc}") from exc
-        if meta.get("format") != _INDEX_FORMAT:
-            raise UserError(f"dedup index {path} has format {meta.get('format')}, expected {_INDEX_FORMAT}")
-        stored = DedupConfig.model_validate(meta["config"])
         if config is not None:
             fields = ("num_perm", "ngram", "scope")
             if any(getattr(stored, f) != getattr(config, f) for f in fields):
@@ -529,7 +543,8 @@ def _check_inputs(ids: Sequence[str], texts: Sequence[str], scores: Sequence[flo
         raise ValueError("ids must be unique")
 
 
-def find_duplicates(ids: list[str], texts: list[str], config: DedupConfig, scores: list[float] | None = None,
+def find_duplicates(ids: list[str], texts: list[str], config: DedupConfig,
+                    scores: list[float | None] | None = None,
                     index: DedupIndex | None = None) -> dict[str, DuplicateOf]:
     """Map every dropped id to the kept id it duplicates, the kind ("exact"/"near") and the Jaccard.
 
@@ -542,9 +557,11 @@ def find_duplicates(ids: list[str], texts: list[str], config: DedupConfig, score
         return {}
     if index is not None and not index.compatible(config):
         raise ValueError("the dedup index was built with different threshold/num_perm/ngram/scope")
-    old = index or DedupIndex(config)
+    old = index if index is not None else DedupIndex(config)
     fresh = [i for i, item_id in enumerate(ids) if item_id not in old]
     ids = [ids[i] for i in fresh]
+    if not ids:
+        return {}
     rank = _rank(ids, [scores[i] for i in fresh] if scores is not None else None)
     normalized = [normalize_text(texts[i]).encode() for i in fresh]
     hashes = np.fromiter(map(text_hash, normalized), dtype=np.uint64, count=len(normalized))
@@ -553,6 +570,7 @@ def find_duplicates(ids: list[str], texts: list[str], config: DedupConfig, score
     in_index: dict[int, str] = {}  # item -> id of the index item with the same text
     exact_of: dict[int, int] = {}  # item -> batch item with the same text that represents it
     first: dict[int, int] = {}
+    reps_list = []
     for i in sorted(range(len(ids)), key=rank.__getitem__):
         h = int(hashes[i])
         position = old.position_of_text(h)
@@ -561,8 +579,10 @@ def find_duplicates(ids: list[str], texts: list[str], config: DedupConfig, score
         elif h in first:
             exact_of[i] = first[h]
         else:
-            first[h] = i
-    reps = np.array(sorted(first.values()), dtype=np.int64)
+            reps_list.append(i)
+            if normalized[i]:  # a text without words duplicates nothing, not even another empty one
+                first[h] = i
+    reps = np.array(sorted(reps_list), dtype=np.int64)
 
     # Near stage on index items (0..m-1) and representatives (m + row).
     m = len(old)
@@ -589,9 +609,13 @@ def _near_duplicates(old: DedupIndex, normalized: list[bytes], rep_rank: list[in
     """
     new = sketch(normalized, config.ngram, config.num_perm, old.seed, old.scheme)
     m = len(old)
+    stored = old.sketches()
     keys = np.concatenate([old.band_keys(), band_keys(new.signatures, old.bands, old.rows)])
     is_new = np.arange(len(keys)) >= m
-    stored = old.sketches()
+    # Texts without shingles share the all-max signature; leave them out of LSH, which would
+    # otherwise pair all of them with each other.
+    lengths = np.concatenate([np.diff(stored.offsets), np.diff(new.offsets)])
+    items = np.flatnonzero(lengths > 0)
     sets: dict[int, np.ndarray] = {}
 
     def shingle_set(item: int) -> np.ndarray:
@@ -600,10 +624,10 @@ def _near_duplicates(old: DedupIndex, normalized: list[bytes], rep_rank: list[in
         return sets[item]
 
     edges = []
-    for u, v in candidate_pairs(keys, is_new).tolist():
+    for u, v in items[candidate_pairs(keys[items], is_new[items])].tolist():
         a, b = shingle_set(u), shingle_set(v)
         # |A n B| / |A u B| <= min/max size: skip pairs whose sizes alone rule out the threshold.
-        if min(len(a), len(b)) < config.threshold * max(len(a), len(b)):
+        if min(len(a), len(b)) / max(len(a), len(b)) < config.threshold:
             continue
         sim = jaccard(a, b)
         if sim >= config.threshold:

@@ -74,7 +74,8 @@ class PlainAdapter(Adapter):
     @staticmethod
     def _with_format(lm_kwargs: dict[str, Any], signature: type[Signature]) -> dict[str, Any]:
         if is_prose(signature):
-            return lm_kwargs
+            # A turn is one paragraph; stopping at the line break keeps a small model from rambling on.
+            return {"stop": ["\n"], **lm_kwargs}
         schema = {"name": signature.__name__, "schema": output_schema(signature)}
         return {**lm_kwargs, "response_format": {"type": "json_schema", "json_schema": schema}}
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dspy
+import yaml
 
 from synth_empathy.errors import UserError
 from synth_empathy.programs.critique import Critic
@@ -42,9 +43,23 @@ class Programs:
         return out
 
 
+DEMOS_FILE = Path(__file__).with_name("demos.yaml")
+
+
+def attach_demos(programs: Programs, path: Path = DEMOS_FILE) -> None:
+    """Give every predictor its hand-written demonstrations (keyed by program, then predictor name)."""
+    demos = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for name in ("seeker", "supporter", "judge"):
+        predictors = dict(programs.module(name).named_predictors())
+        for pname, examples in demos.get(name, {}).items():
+            predictor = predictors[pname]
+            predictor.demos = [dspy.Example(**ex).with_inputs(*predictor.signature.input_fields) for ex in examples]
+
+
 def load_programs(critique_rounds: int = 1, programs_dir: Path | None = None) -> Programs:
-    """Fresh programs, or with the optimized state JSON files found in `programs_dir` (<name>.json)."""
+    """Programs with the shipped demos, then the optimized state JSON files in `programs_dir` (<name>.json)."""
     programs = Programs(seeker=Seeker(), supporter=Supporter(rounds=critique_rounds), judge=Judge())
+    attach_demos(programs)
     if programs_dir is not None:
         programs_dir = Path(programs_dir)
         if not programs_dir.is_dir():
