@@ -1,1 +1,6 @@
 """synth-empathy: synthetic empathetic dialogue data."""
+
+import os
+
+# Nothing is fetched at run time: litellm and dspy would otherwise try to download model price/metadata maps.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

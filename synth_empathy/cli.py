@@ -139,6 +139,25 @@ def graph_stats(
         )
 
 
+@graph_app.command("import")
+@handles_errors
+def graph_import(
+    file: Annotated[Path, typer.Argument(help="ED CSV, ESConv JSON, chat JSON/JSONL, situations JSONL.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for scenarios/imported.yaml and reference dialogues.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Skip detection: ed_csv|esconv|chat|situations.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
+    from synth_empathy.graphs.importers import read_dataset, write_import
+
+    cfg = load_config(config)
+    report = write_import(read_dataset(file, fmt), out, scenarios_dir=cfg.scenarios_dir)
+    typer.echo(json.dumps({k: report[k] for k in report if k != "bad_rows"}, indent=2))
+    bad = report.get("bad_rows", [])
+    if bad:
+        typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 

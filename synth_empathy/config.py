@@ -53,7 +53,7 @@ class JudgeConfig(_Section):
 
 class DialogueConfig(_Section):
     min_turns: int = Field(default=2, ge=1, le=20)  # seeker+supporter exchanges
-    max_turns: int = Field(default=4, ge=1, le=20)
+    max_turns: int = Field(default=3, ge=1, le=20)
     critique_rounds: int = Field(default=1, ge=0, le=5)
     keep_drafts: bool = False
 

@@ -17,7 +17,7 @@ import dspy
 from synth_empathy.card import write_card
 from synth_empathy.config import ModelConfig, RunConfig
 from synth_empathy.corpus import CorpusWriter, read_manifest, write_manifest
-from synth_empathy.errors import UserError
+from synth_empathy.errors import RunError, UserError
 from synth_empathy.filters.dedup import DedupIndex, dialogue_text
 from synth_empathy.filters.judge import judge_reasons, score_dialogue
 from synth_empathy.filters.rules import rule_violations
@@ -175,7 +175,11 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     manifest = _manifest(run, previous, counts, {}, 0.0)
     write_manifest(out_dir, manifest)
 
+    first_error: list[str] = []
+
     def record(outcome: Outcome) -> None:
+        if isinstance(outcome, Rejection) and outcome.stage == "generate" and not first_error:
+            first_error.append(outcome.detail)
         if isinstance(outcome, Dialogue):
             writer.keep(outcome)
             counts["kept"] += 1
@@ -212,6 +216,10 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
         write_card(out_dir, manifest)
     if interrupted:
         raise KeyboardInterrupt
+    failed = counts["reason:generation_failed"]
+    if pending and failed == len(pending):
+        raise RunError(f"all {failed} dialogues of this run failed to generate (see {out_dir / 'rejected.jsonl'}); "
+                       f"first error: {first_error[0]}")
     return manifest
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAIServer
@@ -21,3 +22,12 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with FakeOpenAIServer() as server:
         yield server
+
+
+CATALOG = Path(__file__).parent / "data" / "catalog"
+
+
+@pytest.fixture
+def small_catalog_overrides() -> dict:
+    """RunConfig overrides that point at the small test catalog (3 personas, 4 situations)."""
+    return {"personas_dir": str(CATALOG / "personas"), "scenarios_dir": str(CATALOG / "scenarios")}

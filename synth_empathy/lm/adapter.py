@@ -22,7 +22,11 @@ from dspy.adapters.utils import format_field_value
 from dspy.signatures.signature import Signature
 from dspy.utils.exceptions import AdapterParseError
 
-_LABEL = re.compile(r"^\s*(?:\*\*)?[A-Z][A-Za-z ]{0,20}(?:\*\*)?:\s+")
+_LABEL = re.compile(
+    r"^\s*(?:\*\*)?(?:seeker|supporter|listener|friend|you|me|assistant|user|reply|response|message|"
+    r"revised reply|answer)(?:\*\*)?\s*:\s*",
+    re.IGNORECASE,
+)
 
 
 def is_prose(signature: type[Signature]) -> bool:
@@ -56,7 +60,7 @@ def output_schema(signature: type[Signature]) -> dict[str, Any]:
 def clean_prose(text: str) -> str:
     """Strip what small models wrap a reply in: a leading speaker label, surrounding quotes."""
     text = text.strip()
-    text = _LABEL.sub("", text, count=1) if _LABEL.match(text) and len(text.split(":")[0]) < 22 else text
+    text = _LABEL.sub("", text, count=1)
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return text

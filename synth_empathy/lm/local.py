@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import importlib.util
 import os
 import threading
@@ -16,8 +15,12 @@ from synth_empathy.errors import UserError
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # A tiny model keeps writing a JSON string until max_tokens cuts the object in half; a bound
-# on every free string keeps structured answers closed and parseable.
-MAX_STRING_CHARS = 300
+# on every free string, and room to finish, keep structured answers closed and parseable.
+MAX_STRING_CHARS = 240
+STRUCTURED_MIN_TOKENS = 400
+# llama.cpp's schema-to-grammar conversion ignores minimum/maximum; a small integer range
+# becomes an enum, which the grammar does enforce.
+MAX_ENUM_RANGE = 100
 
 
 def embedded_model_path() -> Path:
@@ -31,14 +34,19 @@ def embedded_model_path() -> Path:
     return path
 
 
-def _bounded_strings(schema: Any) -> Any:
+def grammar_schema(schema: Any) -> Any:
+    """Rewrite a JSON schema into what llama.cpp's grammar enforces: bounded strings, enumerated small int ranges."""
     if isinstance(schema, dict):
-        out = {key: _bounded_strings(value) for key, value in schema.items()}
+        out = {key: grammar_schema(value) for key, value in schema.items()}
         if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
             out["maxLength"] = MAX_STRING_CHARS
+        low, high = out.get("minimum"), out.get("maximum")
+        if out.get("type") == "integer" and low is not None and high is not None and high - low <= MAX_ENUM_RANGE:
+            out = {k: v for k, v in out.items() if k not in ("minimum", "maximum", "type")}
+            out["enum"] = list(range(int(low), int(high) + 1))
         return out
     if isinstance(schema, list):
-        return [_bounded_strings(item) for item in schema]
+        return [grammar_schema(item) for item in schema]
     return schema
 
 
@@ -97,8 +105,9 @@ class LlamaEngine:
         if fmt is not None:
             schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
             kwargs["response_format"] = {"type": "json_object"}
+            kwargs["max_tokens"] = max(kwargs["max_tokens"], STRUCTURED_MIN_TOKENS)
             if schema is not None:
-                kwargs["response_format"]["schema"] = _bounded_strings(copy.deepcopy(schema))
+                kwargs["response_format"]["schema"] = grammar_schema(schema)
         with self._lock:
             out = self._model().create_chat_completion(messages=messages, **kwargs)
         choice = out["choices"][0]

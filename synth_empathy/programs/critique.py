@@ -57,6 +57,14 @@ def describe(critique: Critique) -> str:
     return f"{critique.feedback} (problems: {problems})"
 
 
+def usable_revision(revision: str, draft: str, critique: Critique) -> bool:
+    """Small models sometimes echo the critique or talk about the text instead of rewriting it."""
+    lowered = revision.lower()
+    echoes = "(problems:" in lowered or critique.feedback.strip().lower() in lowered
+    meta = any(w in lowered for w in ("the draft", "the reply", "revised reply", "this reply", "critique"))
+    return bool(revision.strip()) and not echoes and not meta and revision.strip() != draft.strip()
+
+
 class Critic(dspy.Module):
     """Scores a draft against the rubric; `revise` rewrites it from the critique."""
 

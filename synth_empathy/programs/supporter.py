@@ -5,7 +5,7 @@ from __future__ import annotations
 import dspy
 
 from synth_empathy.lm.usage import stage
-from synth_empathy.programs.critique import Critic, needs_revision
+from synth_empathy.programs.critique import Critic, needs_revision, usable_revision
 from synth_empathy.programs.safety import SAFETY_GUIDANCE, make_safe
 from synth_empathy.schema import Draft, Strategy
 
@@ -64,8 +64,11 @@ class Supporter(dspy.Module):
             drafts.append(Draft(text=reply, critique=critique))
             if not needs_revision(critique):
                 break
-            reply = self.critic.revise(conversation=conversation, strategy=strategy.replace("_", " "),
-                                       draft=reply, critique=critique)
+            revision = self.critic.revise(conversation=conversation, strategy=strategy.replace("_", " "),
+                                          draft=reply, critique=critique)
+            if not usable_revision(revision, reply, critique):
+                break
+            reply = revision
         if crisis:
             reply = make_safe(reply)
         revised = bool(drafts) and reply != drafts[0].text
