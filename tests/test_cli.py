@@ -1,4 +1,5 @@
 import json
+import random
 import shutil
 
 import pytest
@@ -68,9 +69,12 @@ def test_unreachable_endpoint_fails_the_run_and_keeps_the_records(tmp_path, monk
     assert len((out / "rejected.jsonl").read_text().splitlines()) == 2
 
 
+_WORDS = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen train".split()
+
+
 def _varied(body: dict) -> str:
-    n = len(json.dumps(body["messages"]))
-    return f"That must be hard, {n} times over. What happened next with the rent and your sister?"
+    rng = random.Random(json.dumps(body["messages"]))
+    return "I think the " + " ".join(rng.choice(_WORDS) for _ in range(10)) + " is what hurts."
 
 
 def test_openai_backend_generates_through_http_and_never_writes_the_key(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 import json
 import random
+import re
 
 import pytest
 from scripted import PROSE, ScriptedEngine, scripted_lm
@@ -16,7 +17,7 @@ GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 7, "rationale":
 def _varied_prose():
     rng = random.Random(0)
     words = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen".split()
-    return lambda messages: " ".join(rng.choice(words) for _ in range(12)) + "."
+    return lambda messages: "I keep thinking about the " + " and the ".join(rng.choice(words) for _ in range(5)) + "."
 
 
 def _generate(tmp_path, overrides, n=3, judge=GOOD_JUDGE, prose=None, **kw):
@@ -99,8 +100,7 @@ def test_low_scores_are_rejected_with_reason_codes(tmp_path, small_catalog_overr
 
 def test_identical_dialogues_are_deduplicated(tmp_path, small_catalog_overrides):
     def prose(messages):  # the same conversation for every seed: the line depends only on the turn number
-        said = [ln for ln in messages[-1]["content"].splitlines() if ln.split(":")[0] in
-                ("You", "Listener", "Seeker", "Supporter")]
+        said = re.findall(r"\b(?:You|Listener|Seeker|Supporter): ", messages[-1]["content"])
         return PROSE[len(said) % len(PROSE)]
 
     manifest = _generate(tmp_path, small_catalog_overrides, n=3, prose=prose)

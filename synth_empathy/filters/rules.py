@@ -1,4 +1,7 @@
-"""Cheap rule checks, run before anything that costs a model call. Each returns reason codes."""
+"""Cheap rule checks, run before anything that costs a model call.
+
+Each rule is a function Dialogue -> reason codes; its name is the switch in `RulesConfig.disabled`.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,28 @@ _AI_LEAK = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a cha
 _SPEAKER_LABEL = re.compile(r"(^|\n)\s*(seeker|supporter|listener|user|assistant|you)\s*:", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\[(name|insert|your name|placeholder)[^\]]*\]|\{\{.*?\}\}|<[a-z_]+>|lorem ipsum",
                           re.IGNORECASE)
+# The seeker giving the supporter advice: imperative suggestions aimed at "you".
+_SEEKER_ADVICE = re.compile(r"\b(you should|you need to|you could try|have you tried|my advice|i suggest you)\b",
+                            re.IGNORECASE)
+_WORD = re.compile(r"[a-z']+")
+_ENGLISH = frozenset(
+    "the a an and or but to of in on at for with is are was were be been i you he she it we they my your me "
+    "that this not no so just do did have has had can will would what how why when".split()
+)
 
 
-def _turn_lengths(d: Dialogue, cfg: RulesConfig) -> list[str]:
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def turn_count(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    n = len(d.turns)
+    if n < cfg.min_turns:
+        return ["too_few_turns"]
+    return ["too_many_turns"] if n > cfg.max_turns else []
+
+
+def turn_length(d: Dialogue, cfg: RulesConfig) -> list[str]:
     reasons = []
     for t in d.turns:
         words = len(t.text.split())
@@ -28,38 +50,71 @@ def _turn_lengths(d: Dialogue, cfg: RulesConfig) -> list[str]:
     return reasons
 
 
-def _structure(d: Dialogue, cfg: RulesConfig) -> list[str]:
-    roles = {t.role for t in d.turns}
-    return [] if roles == {"seeker", "supporter"} else ["missing_role"]
+def truncated(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    """A last turn that stops mid-sentence was cut by a token limit."""
+    last = d.turns[-1].text.rstrip() if d.turns else ""
+    return ["truncated_turn"] if last and last[-1].isalnum() and len(last.split()) > 8 else []
 
 
-def _role_leakage(d: Dialogue, cfg: RulesConfig) -> list[str]:
+def roles(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    return [] if {t.role for t in d.turns} == {"seeker", "supporter"} else ["missing_role"]
+
+
+def repetition(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    """A turn whose word n-grams mostly repeat earlier turns is a loop, not a conversation."""
+    n = cfg.repetition_ngram
+    seen: set[tuple[str, ...]] = set()
+    for t in d.turns:
+        words = _words(t.text)
+        grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+        if len(grams) >= 3 and len(grams & seen) / len(grams) >= cfg.max_repeated_fraction:
+            return ["repetition_loop"]
+        seen |= grams
+    return []
+
+
+def role_leakage(d: Dialogue, cfg: RulesConfig) -> list[str]:
     reasons = []
     if any(_AI_LEAK.search(t.text) for t in d.turns):
         reasons.append("ai_disclosure")
     if any(_SPEAKER_LABEL.search(t.text) for t in d.turns):
         reasons.append("speaker_label_in_text")
+    if any(t.role == "seeker" and _SEEKER_ADVICE.search(t.text) for t in d.turns):
+        reasons.append("seeker_gives_advice")
     return reasons
 
 
-def _placeholders(d: Dialogue, cfg: RulesConfig) -> list[str]:
+def placeholders(d: Dialogue, cfg: RulesConfig) -> list[str]:
     return ["placeholder_text"] if any(_PLACEHOLDER.search(t.text) for t in d.turns) else []
 
 
-def _crisis_safety(d: Dialogue, cfg: RulesConfig) -> list[str]:
+def language(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    """English check by function words: real English prose is at least ~20% of them."""
+    words = _words(" ".join(t.text for t in d.turns))
+    if len(words) < 10:
+        return []
+    share = sum(w in _ENGLISH for w in words) / len(words)
+    return ["not_english"] if share < cfg.min_english_share else []
+
+
+def crisis_safety(d: Dialogue, cfg: RulesConfig) -> list[str]:
     unsafe = any(t.role == "supporter" and t.crisis and not follows_safe_pattern(t.text) for t in d.turns)
     return ["crisis_without_safe_pattern"] if unsafe else []
 
 
-RULES: list[Callable[[Dialogue, RulesConfig], list[str]]] = [
-    _turn_lengths, _structure, _role_leakage, _placeholders, _crisis_safety,
-]
+RULES: dict[str, Callable[[Dialogue, RulesConfig], list[str]]] = {
+    rule.__name__: rule
+    for rule in (turn_count, turn_length, truncated, roles, repetition, role_leakage, placeholders, language,
+                 crisis_safety)
+}
 
 
 def rule_violations(d: Dialogue, cfg: RulesConfig) -> list[str]:
     """All reason codes the dialogue violates, deduplicated in rule order; empty means it passes."""
     reasons: list[str] = []
-    for rule in RULES:
+    for name, rule in RULES.items():
+        if name in cfg.disabled:
+            continue
         for reason in rule(d, cfg):
             if reason not in reasons:
                 reasons.append(reason)
