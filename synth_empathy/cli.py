@@ -158,6 +158,136 @@ def graph_import(
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
 
 
+def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
+    from synth_empathy.lm import build_lm, model_label
+    from synth_empathy.pipeline import judge_model_config
+
+    cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, judge_model))
+    judge_cfg = judge_model_config(cfg)
+    return cfg, build_lm(judge_cfg), model_label(judge_cfg)
+
+
+def _counter(total: int, what: str):
+    def tick(i: int) -> None:
+        typer.echo(f"[{i + 1}/{total}] {what}", err=True)
+
+    return tick
+
+
+@app.command("filter")
+@handles_errors
+def filter_cmd(
+    source: Annotated[Path, typer.Argument(help="Our JSONL, or ED CSV / ESConv JSON / chat JSON(L).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (same layout as generate).")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    judge_model: JudgeModelOpt = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Print kept counts over a grid of thresholds.")] = False,
+    select: Annotated[float | None, typer.Option(
+        "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
+) -> None:
+    """Rules, near-duplicate removal and the judge over an existing corpus."""
+    from synth_empathy.filtering import format_sweep, run_filter
+
+    cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
+    manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select)
+    (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
+    if sweep:
+        typer.echo(format_sweep(table))
+    c = manifest.counts
+    typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} -> {out}")
+
+
+@app.command("dedup")
+@handles_errors
+def dedup_cmd(
+    source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL of the dialogues kept.")],
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Jaccard threshold (default 0.8).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    from synth_empathy.filtering import load_dialogues
+    from synth_empathy.filters.dedup import dedup_dialogues
+
+    cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
+    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
+    dup_path = out.with_name(out.stem + ".duplicates.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
+    dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
+    typer.echo(f"{len(kept)} kept, {len(dropped)} duplicates -> {out}, {dup_path}")
+
+
+@app.command("judge")
+@handles_errors
+def judge_cmd(
+    source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    judge_model: JudgeModelOpt = None,
+) -> None:
+    """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
+    from synth_empathy.filtering import judge_all, load_dialogues
+    from synth_empathy.schema import Dialogue
+
+    cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
+    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for o in outcomes:
+            rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
+                "id": o.id, "error": o.detail}
+            f.write(json.dumps(rec) + "\n")
+    failed = sum(not isinstance(o, Dialogue) for o in outcomes)
+    typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
+
+
+@app.command("judge-eval")
+@handles_errors
+def judge_eval_cmd(
+    files: Annotated[list[Path], typer.Argument(help="EPITOME CSVs (one per mechanism) or JSONL files.")],
+    fmt: Annotated[str, typer.Option("--format", help="epitome or jsonl.")] = "epitome",
+    mechanism: Annotated[str | None, typer.Option("--mechanism", help="er, ip or ex (else from the name).")] = None,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    judge_model: JudgeModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism."""
+    import dspy
+
+    from synth_empathy.filters.judge_eval import evaluate, read_labelled
+    from synth_empathy.lm import PlainAdapter
+    from synth_empathy.programs import load_programs
+
+    cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
+    pairs = [p for f in files for p in read_labelled(f, fmt, mechanism)]
+    judge = load_programs(programs_dir=cfg.programs_dir).judge
+    with dspy.context(lm=judge_lm, adapter=PlainAdapter()):
+        results = evaluate(pairs, judge, on_pair=_counter(len(pairs), "judged"))
+    if as_json:
+        typer.echo(json.dumps({"judge": label, "mechanisms": results}, indent=2))
+        return
+    typer.echo(f"judge: {label}")
+    typer.echo(f"{'mechanism':<10} {'n':>5} {'accuracy':>9} {'kappa':>7} {'spearman':>9}")
+    for mech, r in results.items():
+        rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.3f}"
+        typer.echo(f"{mech:<10} {r['n']:>5} {r['accuracy']:>9.3f} {r['kappa']:>7.3f} {rho:>9}")
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 

@@ -81,7 +81,7 @@ class RulesConfig(_Section):
     disabled: list[RuleName] = Field(default_factory=list)
     min_turns: int = Field(default=2, ge=1)
     max_turns: int = Field(default=60, ge=1)
-    min_words_per_turn: int = Field(default=2, ge=0)
+    min_words_per_turn: int = Field(default=1, ge=0)
     max_words_per_turn: int = Field(default=250, ge=1)
     repetition_ngram: int = Field(default=4, ge=2)
     max_repeated_fraction: float = Field(default=0.8, gt=0, le=1)

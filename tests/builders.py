@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from synth_empathy.schema import Dialogue, Persona, Provenance, Scores, Seed, Situation, Turn
 
+GOOD_TEXTS = [
+    "I lost my job at the warehouse and I can't stop replaying the call.",
+    "That sounds like a real shock. What has been the hardest part since then?",
+    "Telling my sister, she lent me money last month for the deposit.",
+    "So it is the job and facing your sister too. That is a lot to carry right now.",
+]
+
 PERSONA = Persona(id="t01", name="Ana", age_band="25-34", life_stage="early_career", occupation="picker",
                   region="Porto", communication_style="guarded", support_preference="listening",
                   emotional_baseline="steady", bio="Ana works nights.")

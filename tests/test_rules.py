@@ -35,7 +35,7 @@ def test_a_good_dialogue_passes_every_rule():
     ],
 )
 def test_each_rule_reports_its_reason_code(texts, reason):
-    assert reason in rule_violations(make_dialogue(texts), RulesConfig())
+    assert reason in rule_violations(make_dialogue(texts), RulesConfig(min_words_per_turn=2))
 
 
 def test_crisis_reply_without_referral_is_caught_and_with_it_passes():

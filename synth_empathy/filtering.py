@@ -1,0 +1,172 @@
+"""Filters over an existing corpus (ours or an imported dataset): rules -> dedup -> judge, select, sweep."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dspy
+
+from synth_empathy.config import RunConfig
+from synth_empathy.corpus import CorpusWriter, write_manifest
+from synth_empathy.errors import UserError
+from synth_empathy.filters.dedup import dedup_dialogues
+from synth_empathy.filters.judge import judge_reasons, score_dialogue
+from synth_empathy.filters.rules import rule_violations
+from synth_empathy.graphs.importers import read_dataset
+from synth_empathy.lm import PlainAdapter, UsageMeter
+from synth_empathy.lm.usage import metering
+from synth_empathy.programs.judge import Judge
+from synth_empathy.schema import Dialogue, Manifest, Rejection, Scores
+
+Outcome = Dialogue | Rejection
+
+
+def load_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue]:
+    """Dialogues from our JSONL or any importable dataset. Bad rows are written to `bad_rows_to` and
+    counted on stderr, never silently dropped."""
+    result = read_dataset(Path(path))
+    if result.bad_rows:
+        where = ""
+        if bad_rows_to is not None:
+            bad_rows_to.parent.mkdir(parents=True, exist_ok=True)
+            bad_rows_to.write_text("".join(json.dumps({"location": b.location, "reason": b.reason}) + "\n"
+                                           for b in result.bad_rows), encoding="utf-8")
+            where = f" (listed in {bad_rows_to})"
+        print(f"{path}: skipped {len(result.bad_rows)} bad row(s){where}", file=sys.stderr)
+    if not result.dialogues:
+        raise UserError(f"{path} holds no dialogues (format {result.fmt})")
+    return result.dialogues
+
+
+def apply_rules(dialogues: Iterable[Dialogue], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
+    kept, rejected = [], []
+    for d in dialogues:
+        reasons = rule_violations(d, config.rules) if config.rules.enabled else []
+        if reasons:
+            rejected.append(Rejection(id=d.id, stage="rules", reasons=reasons, seed=d.seed, dialogue=d))
+        else:
+            kept.append(d)
+    return kept, rejected
+
+
+def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, judge: Judge | None = None,
+              meter: UsageMeter | None = None, on_done: Callable[[int], None] | None = None) -> list[Outcome]:
+    """Score every dialogue (bounded concurrency); a judge failure is a rejection, never a pass."""
+    judge = judge or Judge()
+    adapter = PlainAdapter()
+
+    def one(d: Dialogue) -> Outcome:
+        with metering(meter), dspy.context(lm=judge_lm, adapter=adapter):
+            try:
+                return d.model_copy(update={"scores": score_dialogue(d, judge, config.judge.samples)})
+            except Exception as exc:  # noqa: BLE001 - recorded, never silent
+                return Rejection(id=d.id, stage="judge", reasons=["judge_failed"], seed=d.seed, dialogue=d,
+                                 detail=f"{type(exc).__name__}: {exc}"[:500])
+
+    out: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+        for i, outcome in enumerate(pool.map(one, dialogues)):
+            out.append(outcome)
+            if on_done:
+                on_done(i)
+    return out
+
+
+def keep_by_scores(scored: list[Outcome], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
+    kept, rejected = [], []
+    for o in scored:
+        if isinstance(o, Rejection):
+            rejected.append(o)
+            continue
+        reasons = judge_reasons(o.scores, config.judge)
+        if reasons:
+            rejected.append(Rejection(id=o.id, stage="judge", reasons=reasons, seed=o.seed, dialogue=o,
+                                      detail=o.scores.rationale))
+        else:
+            kept.append(o)
+    return kept, rejected
+
+
+def efficient_empathy_split(dialogues: list[Dialogue], threshold: float) -> dict[str, list[Dialogue]]:
+    """Sun et al. 2024: the sensibility set (sensibility > T), the rationality set (rationality > T), and the rest.
+    The two sets may overlap; the inequalities are strict, as in the paper."""
+    sens = [d for d in dialogues if d.scores and d.scores.sensibility > threshold]
+    rat = [d for d in dialogues if d.scores and d.scores.rationality > threshold]
+    chosen = {d.id for d in sens} | {d.id for d in rat}
+    return {"sensibility": sens, "rationality": rat, "discard": [d for d in dialogues if d.id not in chosen]}
+
+
+def threshold_sweep(scores: list[tuple[Dialogue, Scores]]) -> dict:
+    """How many dialogues each (min sensibility, min rationality) pair keeps, overall and per emotion/problem."""
+    grid = {s: {r: sum(sc.sensibility >= s and sc.rationality >= r for _, sc in scores) for r in range(11)}
+            for s in range(11)}
+    by: dict[str, dict[str, dict[int, int]]] = {"emotion": {}, "problem_type": {}}
+    for key, attr in (("emotion", "emotion"), ("problem_type", "problem_type")):
+        groups = Counter(getattr(d.seed, attr) for d, _ in scores)
+        for value in sorted(groups):
+            by[key][value] = {t: sum(getattr(d.seed, attr) == value and sc.sensibility >= t and sc.rationality >= t
+                                     for d, sc in scores) for t in range(11)}
+    return {"total": len(scores), "grid": grid, **by}
+
+
+def format_sweep(sweep: dict) -> str:
+    lines = [f"dialogues judged: {sweep['total']}; kept when sensibility >= row and rationality >= column", "",
+             "sens\\rat " + " ".join(f"{r:>5}" for r in range(11))]
+    lines += [f"{s:>8} " + " ".join(f"{sweep['grid'][s][r]:>5}" for r in range(11)) for s in range(11)]
+    for key in ("emotion", "problem_type"):
+        lines += ["", f"kept by {key.replace('_', ' ')} when both scores >= T", f"{'':<24}" + " ".join(
+            f"T={t:<3}" for t in range(4, 10))]
+        lines += [f"{value:<24}" + " ".join(f"{row[t]:<5}" for t in range(4, 10))
+                  for value, row in sweep[key].items()]
+    return "\n".join(lines)
+
+
+def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
+               select: float | None = None, on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
+    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`."""
+    from synth_empathy.card import write_card
+    from synth_empathy.pipeline import _now, _versions, package_version
+
+    out_dir = Path(out_dir)
+    if (out_dir / "dialogues.jsonl").exists():
+        raise UserError(f"--out {out_dir} already holds a corpus; choose an empty folder")
+    started = time.perf_counter()
+    dialogues = load_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
+    meter = UsageMeter()
+    passed, rejected = apply_rules(dialogues, config)
+    if config.dedup.enabled:
+        passed, duplicates = dedup_dialogues(passed, config.dedup)
+        rejected += duplicates
+    scored = judge_all(passed, config, judge_lm, meter=meter, on_done=on_done)
+    kept, low = keep_by_scores(scored, config)
+    rejected += low
+    writer = CorpusWriter(out_dir)
+    for d in kept:
+        writer.keep(d)
+    for r in rejected:
+        writer.reject(r)
+    writer.close()
+    judged = [(o, o.scores) for o in scored if isinstance(o, Dialogue)]
+    sweep = threshold_sweep(judged)
+    if select is not None:
+        for name, part in efficient_empathy_split([d for d, _ in judged], select).items():
+            path = out_dir / "select" / f"{name}.jsonl"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in part), encoding="utf-8")
+    reasons = Counter(reason for r in rejected for reason in r.reasons)
+    manifest = Manifest(
+        package_version=package_version(), config=config.public_dict(), config_fingerprint=config.fingerprint(),
+        versions=_versions(), models={"generator": f"source:{source}", "judge": judge_label},
+        counts={"planned": len(dialogues), "kept": len(kept), "rejected": len(rejected)},
+        rejection_reasons=dict(sorted(reasons.items())), usage=meter.snapshot(),
+        timings={"filter_s": round(time.perf_counter() - started, 2)}, created=_now(), finished=_now(),
+    )
+    write_manifest(out_dir, manifest)
+    write_card(out_dir, manifest)
+    return manifest, sweep
