@@ -288,6 +288,44 @@ def judge_eval_cmd(
         typer.echo(f"{mech:<10} {r['n']:>5} {r['accuracy']:>9.3f} {r['kappa']:>7.3f} {rho:>9}")
 
 
+@app.command("optimize")
+@handles_errors
+def optimize_cmd(
+    program: Annotated[str, typer.Option("--program", help="supporter, seeker or critique.")],
+    trainset: Annotated[Path, typer.Option("--trainset", help="Our JSONL or an importable dataset.")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.json, or a folder (gets <program>.json).")],
+    optimizer: Annotated[str, typer.Option("--optimizer", help="bootstrap, mipro or gepa.")] = "bootstrap",
+    budget: Annotated[int, typer.Option("--budget", help="Demos / candidates / trials cap.")] = 2,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many training examples.")] = 8,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    judge_model: JudgeModelOpt = None,
+) -> None:
+    """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
+    import dspy
+
+    from synth_empathy.filtering import load_dialogues
+    from synth_empathy.lm import PlainAdapter, build_lm
+    from synth_empathy.optimize import OPTIMIZERS, TRAINABLE, compile_program, save_program
+    from synth_empathy.optimize import trainset as examples_of
+    from synth_empathy.programs import load_programs
+
+    if program not in TRAINABLE:
+        raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
+    cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
+    programs = load_programs(cfg.dialogue.critique_rounds, cfg.programs_dir)
+    examples = examples_of(program, load_dialogues(trainset), limit)
+    with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
+        compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
+    path = save_program(compiled, out, program)
+    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples -> {path}")
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 

@@ -73,14 +73,22 @@ def repetition(d: Dialogue, cfg: RulesConfig) -> list[str]:
     return []
 
 
-def role_leakage(d: Dialogue, cfg: RulesConfig) -> list[str]:
+def leaked_roles(text: str, role: str) -> list[str]:
+    """What in one turn's text breaks the role-play: an AI voice, speaker labels, a seeker giving advice."""
     reasons = []
-    if any(_AI_LEAK.search(t.text) for t in d.turns):
+    if _AI_LEAK.search(text):
         reasons.append("ai_disclosure")
-    if any(_SPEAKER_LABEL.search(t.text) for t in d.turns):
+    if _SPEAKER_LABEL.search(text):
         reasons.append("speaker_label_in_text")
-    if any(t.role == "seeker" and _SEEKER_ADVICE.search(t.text) for t in d.turns):
+    if role == "seeker" and _SEEKER_ADVICE.search(text):
         reasons.append("seeker_gives_advice")
+    return reasons
+
+
+def role_leakage(d: Dialogue, cfg: RulesConfig) -> list[str]:
+    reasons: list[str] = []
+    for t in d.turns:
+        reasons += [r for r in leaked_roles(t.text, t.role) if r not in reasons]
     return reasons
 
 
