@@ -9,7 +9,13 @@ from synth_empathy.config import DialogueConfig
 from synth_empathy.programs.safety import mentions_crisis
 from synth_empathy.programs.seeker import Seeker
 from synth_empathy.programs.supporter import Supporter
-from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
+from synth_empathy.programs.transcript import (
+    conversation_text,
+    first_person,
+    persona_card,
+    seeker_brief,
+    trim_sentences,
+)
 from synth_empathy.schema import Seed, Turn
 
 STALL_SIMILARITY = 0.8
@@ -40,7 +46,7 @@ def _not_said_yet(seed: Seed, turns: list[Turn]) -> str:
     said = _words(" ".join(t.text for t in turns if t.role == "seeker"))
     # A detail counts as said once most of its words have come up in the seeker's messages.
     left = [d for d in seed.situation.hidden_details if len(_words(d) & said) <= 0.6 * len(_words(d))]
-    return "; ".join(left) or "nothing important"
+    return "; ".join(first_person(d) for d in left) or "nothing important"
 
 
 def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueConfig) -> Conversation:
@@ -60,9 +66,9 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
         feeling = f"{seed.emotion}, intensity {intensity} out of 10"
         if closing:
             feeling += "; you have said what you needed to and are ready to end the conversation now"
-        message = seeker(character=character, situation=seed.situation.text, feeling=feeling,
-                         not_said_yet=_not_said_yet(seed, turns),
-                         conversation=conversation_text(turns, viewpoint="seeker")).message
+        message = trim_sentences(seeker(character=character, situation=first_person(seed.situation.text),
+                                        feeling=feeling, not_said_yet=_not_said_yet(seed, turns),
+                                        conversation=conversation_text(turns, viewpoint="seeker")).message)
         earlier = [t.text for t in turns if t.role == "seeker"]
         if exchange >= config.min_turns and repeats_earlier(message, earlier):
             return Conversation(turns, "stalled", crisis)  # the repeated message adds nothing: drop it
@@ -73,7 +79,7 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
             return Conversation(turns, "seeker_done", crisis)
         reply = supporter(seeker=seeker_brief(seed), conversation=conversation_text(turns), crisis=flagged)
         turns.append(Turn(
-            role="supporter", text=reply.reply, strategy=reply.strategy, revised=reply.revised,
+            role="supporter", text=trim_sentences(reply.reply), strategy=reply.strategy, revised=reply.revised,
             drafts=reply.drafts if config.keep_drafts else [], crisis=flagged,
         ))
     return Conversation(turns, "max_turns", crisis)
