@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import networkx as nx
 
+from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.schema import Persona, Situation
 
@@ -58,6 +62,18 @@ def build_graph(catalog: Catalog) -> nx.DiGraph:
             if plausible(p, s):
                 g.add_edge(node("persona", p.id), sid, kind="plausible_for")
     return g
+
+
+def export_graph(g: nx.DiGraph, path: Path) -> str:
+    """GraphML for .graphml, node-link JSON for .json; returns the format written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".graphml":
+        nx.write_graphml(g, path)
+        return "graphml"
+    if path.suffix == ".json":
+        path.write_text(json.dumps(nx.node_link_data(g, edges="edges"), indent=1), encoding="utf-8")
+        return "node-link json"
+    raise UserError(f"--out {path}: use a .graphml or .json file name")
 
 
 def counts_by_kind(g: nx.DiGraph) -> tuple[dict[str, int], dict[str, int]]:

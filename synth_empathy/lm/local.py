@@ -17,6 +17,7 @@ EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # A tiny model keeps writing a JSON string until max_tokens cuts the object in half; a bound
 # on every free string, and room to finish, keep structured answers closed and parseable.
 MAX_STRING_CHARS = 240
+MAX_ARRAY_ITEMS = 5
 STRUCTURED_MIN_TOKENS = 400
 # llama.cpp's schema-to-grammar conversion ignores minimum/maximum; a small integer range
 # becomes an enum, which the grammar does enforce.
@@ -40,6 +41,8 @@ def grammar_schema(schema: Any) -> Any:
         out = {key: grammar_schema(value) for key, value in schema.items()}
         if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
             out["maxLength"] = MAX_STRING_CHARS
+        if out.get("type") == "array" and "maxItems" not in out:
+            out["maxItems"] = MAX_ARRAY_ITEMS
         low, high = out.get("minimum"), out.get("maximum")
         if out.get("type") == "integer" and low is not None and high is not None and high - low <= MAX_ENUM_RANGE:
             out = {k: v for k, v in out.items() if k not in ("minimum", "maximum", "type")}
