@@ -11,6 +11,8 @@ from typing import Any
 
 from synth_empathy.corpus import CARD
 from synth_empathy.corpus_stats import SCORE_METRICS, read_corpus, stats_for_corpus
+from synth_empathy.corpus_stats import format_number as _num
+from synth_empathy.corpus_stats import format_percent as _pct
 from synth_empathy.schema import Manifest
 
 TOP = 40  # rows of a distribution table before the rest is summed up
@@ -28,15 +30,6 @@ def _cell(value: Any) -> str:
     text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
-
-def _num(value: float | int | None, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:

@@ -429,14 +429,18 @@ def stats_for_dir(corpus_dir: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ terminal
 
 
-def _num(value: float | int | None, digits: int = 2) -> str:
+def format_number(value: float | int | None, digits: int = 2) -> str:
+    """Shared by the terminal stats, the data card and the HTML report."""
     if value is None:
         return "n/a"
     return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
 
 
-def _pct(value: float | None) -> str:
+def format_percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+_num, _pct = format_number, format_percent
 
 
 def _bar(kept: int, rejected: int, peak: int, width: int = 30) -> str:

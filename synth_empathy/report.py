@@ -23,6 +23,8 @@ from synth_empathy.corpus_stats import (
     seeker_intensities,
     stats_for_corpus,
 )
+from synth_empathy.corpus_stats import format_number as _num
+from synth_empathy.corpus_stats import format_percent as _pct
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue
 
@@ -45,15 +47,6 @@ FONT = "-apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
-
-def _fmt(value: float | int | None, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _axis(peak: float, ticks: int = 4) -> tuple[int, int]:
@@ -251,11 +244,11 @@ def _kpis(stats: Mapping[str, Any]) -> str:
         ("kept", f"{c['kept']:,}", f"of {c['finished']:,} finished" + (
             f", {c['planned']:,} planned" if c.get("planned") is not None else "")),
         ("keep rate", _pct(c["keep_rate"]), f"{c['rejected']:,} rejected"),
-        ("sensibility", _fmt(s["sensibility"]["kept"]["mean"], 1), "mean of kept, 0-10"),
-        ("rationality", _fmt(s["rationality"]["kept"]["mean"], 1), "mean of kept, 0-10"),
+        ("sensibility", _num(s["sensibility"]["kept"]["mean"], 1), "mean of kept, 0-10"),
+        ("rationality", _num(s["rationality"]["kept"]["mean"], 1), "mean of kept, 0-10"),
         ("cell coverage", "n/a" if "skipped" in cov else _pct(cov["cell_coverage"]),
          "catalog not loaded" if "skipped" in cov else f"{cov['cells_covered']} of {cov['cells_possible']} cells"),
-        ("distinct-2", _fmt(stats["diversity"]["distinct_2"], 3), "supporter turns"),
+        ("distinct-2", _num(stats["diversity"]["distinct_2"], 3), "supporter turns"),
         ("tokens", f"{usage['total']['tokens']:,}", f"{usage['total']['calls']:,} calls"),
         ("cost", f"${cost:,.2f}" if cost is not None else "n/a", "recorded" if cost is not None else "not recorded"),
     ]
@@ -298,8 +291,8 @@ def _heatmap_section(dialogues: Sequence[Dialogue], stats: Mapping[str, Any], ca
         extra_p = sorted({p for _, p in cells} - set(problems))
         emotions, problems = emotions + extra_e, problems + extra_p
         note = (f"{cov['cells_covered']} of {cov['cells_possible']} plausible cells hold a kept dialogue "
-                f"({_pct(cov['cell_coverage'])}). Normalized entropy: emotions {_fmt(cov['emotion_entropy'])}, "
-                f"problem types {_fmt(cov['problem_type_entropy'])}, personas {_fmt(cov['persona_entropy'])}. "
+                f"({_pct(cov['cell_coverage'])}). Normalized entropy: emotions {_num(cov['emotion_entropy'])}, "
+                f"problem types {_num(cov['problem_type_entropy'])}, personas {_num(cov['persona_entropy'])}. "
                 f"Emotions are grouped by valence: negative, mixed, positive (dotted rules).")
     else:
         plausible, breaks = None, []
@@ -438,11 +431,11 @@ def render_report(corpus: Corpus, stats: Mapping[str, Any] | None = None, catalo
 
     histograms = "".join(
         f'<div>{score_histogram_svg(m, scores["bins"], scores[m]["kept"]["histogram"], scores[m]["rejected"]["histogram"], thresholds[m])}'  # noqa: E501
-        f'<p class="note">kept mean {_fmt(scores[m]["kept"]["mean"])} (n={scores[m]["kept"]["n"]:,}); '
-        f'judge-rejected mean {_fmt(scores[m]["rejected"]["mean"])} (n={scores[m]["rejected"]["n"]:,})</p></div>'
+        f'<p class="note">kept mean {_num(scores[m]["kept"]["mean"])} (n={scores[m]["kept"]["n"]:,}); '
+        f'judge-rejected mean {_num(scores[m]["rejected"]["mean"])} (n={scores[m]["rejected"]["n"]:,})</p></div>'
         for m in SCORE_METRICS)
     epitome = _table(("EPITOME mechanism (0-2)", "mean", "min", "max"), [
-        (name, _fmt(scores[m]["mean"]), _fmt(scores[m]["min"]), _fmt(scores[m]["max"]))
+        (name, _num(scores[m]["mean"]), _num(scores[m]["min"]), _num(scores[m]["max"]))
         for m, name in (("er", "emotional reactions (ER)"), ("ip", "interpretations (IP)"),
                         ("ex", "explorations (EX)"))])
     failures = (hbar_svg("failure-flags", "judge failure flags on kept dialogues", scores["failures_kept"],
@@ -464,17 +457,17 @@ def render_report(corpus: Corpus, stats: Mapping[str, Any] | None = None, catalo
     lengths = stats["lengths"]
     div = stats["diversity"]
     sim = div["self_similarity"]
-    length_rows = [(label, _fmt(lengths[k]["mean"], 1), _fmt(lengths[k]["min"]), _fmt(lengths[k]["max"]))
+    length_rows = [(label, _num(lengths[k]["mean"], 1), _num(lengths[k]["min"]), _num(lengths[k]["max"]))
                    for label, k in (("turns per dialogue", "turns_per_dialogue"),
                                     ("exchanges per dialogue", "exchanges_per_dialogue"),
                                     ("words per seeker turn", "words_per_seeker_turn"),
                                     ("words per supporter turn", "words_per_supporter_turn"),
                                     ("words per dialogue", "words_per_dialogue"))]
-    diversity_rows = [("distinct-1, supporter turns", _fmt(div["distinct_1"], 3)),
-                      ("distinct-2, supporter turns", _fmt(div["distinct_2"], 3)),
+    diversity_rows = [("distinct-1, supporter turns", _num(div["distinct_1"], 3)),
+                      ("distinct-2, supporter turns", _num(div["distinct_2"], 3)),
                       (f"self-similarity (mean pairwise Jaccard, {sim['sample']} dialogues)",
-                       _fmt(sim["mean_jaccard"], 3)),
-                      ("most similar pair in the sample", _fmt(sim["max_jaccard"], 3)),
+                       _num(sim["mean_jaccard"], 3)),
+                      ("most similar pair in the sample", _num(sim["max_jaccard"], 3)),
                       ("revised supporter turns", f"{lengths['revised_supporter_turns']:,}"),
                       ("crisis dialogues", f"{lengths['crisis_dialogues']:,}")]
     usage = stats["usage"]
