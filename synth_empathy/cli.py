@@ -59,17 +59,9 @@ def _model_overrides(backend, model, api_base, api_key_env, judge_model) -> dict
 
 def _progress(total: int):
     """A live bar on a terminal, plain log lines elsewhere (CI, pipes)."""
-    state = {"done": 0, "kept": 0, "rejected": 0}
+    from synth_empathy.progress import progress_for
 
-    def on_outcome(outcome) -> None:
-        from synth_empathy.schema import Dialogue
-
-        state["done"] += 1
-        state["kept" if isinstance(outcome, Dialogue) else "rejected"] += 1
-        what = "kept" if isinstance(outcome, Dialogue) else f"rejected ({', '.join(outcome.reasons)})"
-        typer.echo(f"[{state['done']}/{total}] {outcome.id} {what}", err=True)
-
-    return on_outcome
+    return progress_for(total)
 
 
 @app.command()
@@ -100,11 +92,19 @@ def generate(
     if keep_drafts:
         overrides["dialogue"] = {"keep_drafts": True}
     cfg = load_config(config, overrides)
+    progress = _progress(cfg.n)
     try:
-        manifest = run_generate(cfg, out, resume=resume, on_outcome=_progress(cfg.n))
+        manifest = run_generate(cfg, out, resume=resume, progress=progress)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted; everything written is valid. Resume with: synth-empathy generate -n {cfg.n} "
-                   f"--out {out} --resume (and the same settings)", err=True)
+        import shlex
+
+        # The same command line, plus --resume; the generic form when not run as the command (tests, embedding).
+        args = sys.argv[sys.argv.index("generate"):] if "generate" in sys.argv else None
+        again = (f"synth-empathy {shlex.join(args + ([] if '--resume' in args else ['--resume']))}" if args else
+                 f"synth-empathy generate -n {cfg.n} --out {shlex.quote(str(out))} --resume (and the same settings)")
+        typer.echo(f"interrupted: {progress.done} of {cfg.n} seeds written ({progress.kept} kept, "
+                   f"{progress.rejected} rejected); the dialogues in flight were abandoned and everything written "
+                   f"is valid. Resume with: {again}", err=True)
         raise typer.Exit(130) from None
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
@@ -137,6 +137,55 @@ def graph_stats(
             f"entropy emotions {cov['emotion_entropy']:.3f}, problem types {cov['problem_type_entropy']:.3f}, "
             f"personas {cov['persona_entropy']:.3f}"
         )
+
+
+@graph_app.command("export")
+@handles_errors
+def graph_export(
+    out: Annotated[Path, typer.Option("--out", help="FILE.graphml or FILE.json (node-link).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the persona/scenario graph as GraphML or node-link JSON."""
+    from synth_empathy.graphs.catalog import load_catalog
+    from synth_empathy.graphs.graph import build_graph, export_graph
+
+    cfg = load_config(config)
+    g = build_graph(load_catalog(cfg.personas_dir, cfg.scenarios_dir))
+    fmt = export_graph(g, out)
+    typer.echo(f"{g.number_of_nodes()} nodes, {g.number_of_edges()} edges -> {out} ({fmt})")
+
+
+@graph_app.command("expand")
+@handles_errors
+def graph_expand(
+    out: Annotated[Path, typer.Option("--out", help="Folder for personas/expanded.yaml, scenarios/expanded.yaml.")],
+    personas: Annotated[int, typer.Option("--personas", help="New personas to propose.")] = 5,
+    situations: Annotated[int, typer.Option("--situations", help="New situations to propose.")] = 5,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+) -> None:
+    """LM-expand the catalogs: new nodes grounded on neighbours, validated, near-duplicates dropped."""
+    import random
+
+    import dspy
+
+    from synth_empathy.graphs.catalog import load_catalog
+    from synth_empathy.graphs.expand import Expansion, expand_personas, expand_situations, write_expansion
+    from synth_empathy.lm import PlainAdapter, build_lm
+
+    cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, None))
+    catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
+    rng = random.Random(cfg.seed)
+    result = Expansion()
+    with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
+        expand_personas(catalog, personas, rng, result)
+        expand_situations(catalog, situations, rng, result)
+    paths = write_expansion(result, out)
+    typer.echo(f"{len(result.personas)} personas, {len(result.situations)} situations kept; dropped {result.dropped}"
+               f" -> {', '.join(map(str, paths)) or 'nothing written'}")
 
 
 @graph_app.command("import")
@@ -324,6 +373,61 @@ def optimize_cmd(
         compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
     path = save_program(compiled, out, program)
     typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples -> {path}")
+
+
+@app.command("export")
+@handles_errors
+def export_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt or hf.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file (openai, sharegpt) or folder (hf).")],
+    min_sensibility: Annotated[float | None, typer.Option("--min-sensibility")] = None,
+    min_rationality: Annotated[float | None, typer.Option("--min-rationality")] = None,
+    emotion: Annotated[list[str] | None, typer.Option("--emotion", help="Keep these emotions (repeatable).")] = None,
+    problem_type: Annotated[list[str] | None, typer.Option("--problem-type", help="Repeatable.")] = None,
+    strategy: Annotated[list[str] | None, typer.Option("--strategy", help="Repeatable.")] = None,
+    targets: Annotated[str, typer.Option("--targets", help="openai: train on all|last supporter turns.")] = "all",
+    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="hf: train,validation,test e.g. 0.8,0.1,0.1.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="hf: seed of the split.")] = 0,
+    push: Annotated[str | None, typer.Option("--push", help="hf: publish to this Hub repo (HF_TOKEN).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, or a Hugging Face dataset."""
+    from synth_empathy.exports import build_filter, export_corpus
+
+    flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
+                       problem_types=problem_type, strategies=strategy)
+    result = export_corpus(corpus, fmt, out, filters=flt, targets=targets, system_prompt=system_prompt, split=split,
+                           seed=seed, push=push, private=private, overwrite=overwrite)
+    typer.echo(result.summary())
+
+
+@app.command("report")
+@handles_errors
+def report_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    sample: Annotated[int, typer.Option("--sample", help="Dialogues shown in the browsable sample.")] = 24,
+) -> None:
+    """A self-contained HTML report with plots and a sample of dialogues; opens offline."""
+    from synth_empathy.report import write_report
+
+    typer.echo(f"report -> {write_report(corpus, out, sample_size=sample)}")
+
+
+@app.command("stats")
+@handles_errors
+def stats_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts, keep rate, score histograms, coverage, tokens and cost of a corpus."""
+    from synth_empathy.corpus_stats import format_stats, stats_for_dir
+
+    stats = stats_for_dir(corpus)
+    typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
 
 
 def main() -> None:

@@ -33,11 +33,20 @@ class ModelConfig(_Section):
     model: str | None = None  # GGUF path (local) or model name (openai); None = embedded default
     api_base: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(default=0.8, ge=0, le=2)
+    temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=120, ge=16, le=8192)
-    timeout_s: float = Field(default=60.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=20)
+    timeout_s: float = Field(default=60.0, gt=0)  # per attempt: no byte for this long and the attempt is retried
+    retries: int = Field(default=3, ge=0, le=20)  # per call, after a 5xx, timeout, connection error or malformed body
+    rate_limit_retries: int = Field(default=8, ge=0, le=100)  # per call, after a 429: the server pacing us, not failing
+    backoff_s: float = Field(default=0.5, ge=0, le=60)  # first retry waits up to this (full jitter), doubling each time
     n_ctx: int = Field(default=4096, ge=512)
+
+
+class Price(_Section):
+    """What a model costs, in USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class JudgeConfig(_Section):
@@ -88,6 +97,13 @@ class RulesConfig(_Section):
     min_english_share: float = Field(default=0.2, ge=0, le=1)
 
 
+# Settings that change how a run goes, not what it writes: a resume may change them.
+_RUNTIME_ONLY: dict[str, Any] = {
+    "n": True, "concurrency": True, "prices": True,
+    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s"},
+}
+
+
 class RunConfig(_Section):
     n: int = Field(default=3, ge=1)
     seed: int = 0
@@ -101,10 +117,12 @@ class RunConfig(_Section):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     programs_dir: Path | None = None
     license: str = "CC-BY-4.0"
+    # Keyed by model name as configured (or its label, e.g. "local:x.gguf"); empty = cost unknown, never guessed.
+    prices: dict[str, Price] = Field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """What decides the plan and the dialogues; n and concurrency may change on resume."""
-        data = self.model_dump(mode="json", exclude={"n", "concurrency"})
+        """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""
+        data = self.model_dump(mode="json", exclude=_RUNTIME_ONLY)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

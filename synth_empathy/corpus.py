@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -21,21 +23,51 @@ CARD = "README.md"
 
 
 def repair_torn_tail(path: Path) -> bool:
-    """Cut a last line that a crash left half-written (no newline, or not JSON). True if it cut."""
+    """Repair the last line that a crash (SIGKILL, power loss) may have left half-written. True if it changed.
+
+    Records are appended whole, one a line, so only the last line can be torn. A last line that is a
+    complete JSON object but lost its newline gets the newline back; anything else after the last
+    newline (a cut record, NUL bytes a filesystem left) is cut, and that seed is made again on resume.
+    """
     if not path.exists() or path.stat().st_size == 0:
         return False
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        try:
-            json.loads(last)
+    start, last, newline = _last_line(path)
+    if _is_record(last):
+        if newline:
             return False
-        except ValueError:
-            pass
-    cut = data.rstrip(b"\n").rfind(b"\n") + 1 if data.endswith(b"\n") else data.rfind(b"\n") + 1
+        with open(path, "ab") as f:
+            f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return True
     with open(path, "r+b") as f:
-        f.truncate(cut)
+        f.truncate(start)
+        f.flush()
+        os.fsync(f.fileno())
     return True
+
+
+def _last_line(path: Path, chunk: int = 1 << 16) -> tuple[int, bytes, bool]:
+    """(offset, bytes, ends with a newline) of the last non-empty line, reading only the file's tail."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        read = min(size, chunk)
+        while True:
+            f.seek(size - read)
+            tail = f.read(read)
+            body = tail.rstrip(b"\n")
+            cut = body.rfind(b"\n")
+            if cut >= 0 or read == size:
+                start = size - read + cut + 1
+                return start, body[cut + 1:], tail.endswith(b"\n")
+            read = min(size, read * 2)
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
@@ -61,8 +93,46 @@ def read_dialogues(path: Path) -> list[Dialogue]:
     return out
 
 
+@dataclass
+class RecordTally:
+    """What an output directory already holds: the seeds done, and counts for the manifest."""
+
+    ids: set[str] = field(default_factory=set)
+    kept: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: Dialogue | Rejection) -> None:
+        self.ids.add(record.id)
+        if isinstance(record, Dialogue):
+            self.kept += 1
+        else:
+            self.rejected += 1
+            self.reasons.update(record.reasons)
+
+
+def tally_records(out_dir: Path) -> RecordTally:
+    """Read the ids, counts and rejection reasons of the records in `out_dir` once (not the dialogues' text)."""
+    tally = RecordTally()
+    for name in (KEPT, REJECTED):
+        path = Path(out_dir) / name
+        if not path.exists():
+            continue
+        for record in iter_jsonl(path):
+            tally.ids.add(record["id"])
+            if name == KEPT:
+                tally.kept += 1
+            else:
+                tally.rejected += 1
+                tally.reasons.update(record.get("reasons", []))
+    return tally
+
+
 class CorpusWriter:
-    """Appends one record at a time and flushes it to disk, so a crash loses at most the line being written."""
+    """Appends one record at a time, flushed and fsynced, so a crash loses at most the line being written.
+
+    Opening it repairs a torn last line (see `repair_torn_tail`). One writer per directory at a time.
+    """
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)

@@ -1,13 +1,22 @@
-"""Orchestration: plan seeds -> role-play (bounded concurrency) -> rules -> dedup -> judge -> write; resume."""
+"""Orchestration: plan seeds -> role-play (bounded concurrency) -> rules -> dedup -> judge -> write; resume.
+
+Dialogues run on worker threads, one dialogue a thread, its turns in order; every LM call goes through
+the LM layer's ResilientEngine (limiter, retries). Threads, not asyncio: measured against a bare async
+client they keep the endpoint as busy (BENCHMARKS.md), and the programs stay plain synchronous DSPy.
+Only the calling thread writes records, so each planned seed ends as exactly one line in
+dialogues.jsonl or rejected.jsonl, and a stop never tears one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import queue
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,21 +24,34 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.card import write_card
-from synth_empathy.config import ModelConfig, RunConfig
-from synth_empathy.corpus import CorpusWriter, read_manifest, write_manifest
+from synth_empathy.config import ModelConfig, Price, RunConfig
+from synth_empathy.corpus import (
+    KEPT,
+    MANIFEST,
+    CorpusWriter,
+    RecordTally,
+    read_dialogues,
+    read_manifest,
+    tally_records,
+    write_manifest,
+)
 from synth_empathy.errors import RunError, UserError
 from synth_empathy.filters.dedup import DedupIndex, dialogue_text
 from synth_empathy.filters.judge import judge_reasons, score_dialogue
 from synth_empathy.filters.rules import rule_violations
 from synth_empathy.graphs.catalog import load_catalog
 from synth_empathy.graphs.sampler import plan_seeds
-from synth_empathy.lm import PlainAdapter, UsageMeter, build_lm, model_label
-from synth_empathy.lm.usage import metering
+from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
+from synth_empathy.lm.usage import cost_usd, metering
 from synth_empathy.programs import Programs, load_programs
+from synth_empathy.progress import Progress
 from synth_empathy.roleplay import roleplay
-from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed
+from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, StageUsage
 
 Outcome = Dialogue | Rejection
+
+CHECKPOINT_S = 30.0  # the manifest (counts, usage) is rewritten at least this often during a run
+GENERATOR_STAGES = ("seeker", "supporter", "critique", "revise")
 
 
 def package_version() -> str:
@@ -63,29 +85,48 @@ def judge_model_config(config: RunConfig) -> ModelConfig:
     return config.model.model_copy(update=update)
 
 
+def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
+    # LMs that call one endpoint share its rate limit, whatever model they name.
+    return (config.backend, config.api_base) if config.backend == "openai" else (config.backend, config.model)
+
+
 class Run:
-    """One generate run into one output directory; thread-safe where workers meet (dedup index, writer)."""
+    """One generate run into one output directory; thread-safe where workers meet (dedup index, meter)."""
 
     def __init__(self, config: RunConfig, out_dir: Path, programs: Programs | None = None,
                  generator_lm: dspy.LM | None = None, judge_lm: dspy.LM | None = None) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.catalog = load_catalog(config.personas_dir, config.scenarios_dir)
-        self.generator_lm = generator_lm or build_lm(config.model)
-        self.judge_lm = judge_lm or build_lm(judge_model_config(config))
+        self.limiters: dict[tuple[str, str | None], AdaptiveLimiter] = {}
+        judge_config = judge_model_config(config)
+        self.generator_lm = generator_lm or build_lm(config.model, limiter=self._limiter(config.model))
+        self.judge_lm = judge_lm or build_lm(judge_config, limiter=self._limiter(judge_config))
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
         self.meter = UsageMeter()
         self.index = DedupIndex(config.dedup)
         self._index_lock = threading.Lock()
         self.fingerprint = config.fingerprint()
+        self.created = _now()
+        self.prices = {stage: _price(config, config.model) for stage in GENERATOR_STAGES}
+        self.prices["judge"] = _price(config, judge_config)
         self.provenance = dict(
             generator_model=model_label(config.model),
-            judge_model=model_label(judge_model_config(config)),
+            judge_model=model_label(judge_config),
             program_versions=self.programs.versions(),
             config_fingerprint=self.fingerprint,
             package_version=package_version(),
         )
+
+    def _limiter(self, config: ModelConfig) -> AdaptiveLimiter:
+        # One dialogue has at most one call in flight, so `concurrency` is also the ceiling on calls.
+        return self.limiters.setdefault(_endpoint(config), AdaptiveLimiter(self.config.concurrency))
+
+    def cancel(self) -> None:
+        """Abandon every call that waits for a slot or a back-off; calls already on the wire finish unheard."""
+        for limiter in self.limiters.values():
+            limiter.cancel()
 
     # -- one seed ---------------------------------------------------------------------------
 
@@ -96,7 +137,7 @@ class Run:
                 conv = roleplay(seed, self.programs.seeker, self.programs.supporter, self.config.dialogue)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded rejection
                 return Rejection(id=seed.id, stage="generate", reasons=["generation_failed"],
-                                 detail=f"{type(exc).__name__}: {exc}"[:500], seed=seed)
+                                 detail=_error_detail(exc), seed=seed)
         dialogue = Dialogue(id=seed.id, seed=seed, turns=conv.turns, ending=conv.ending, crisis=conv.crisis,
                             provenance=Provenance(created=_now(), **self.provenance))
         return self.filter(dialogue)
@@ -116,7 +157,7 @@ class Run:
                 scores = score_dialogue(dialogue, self.programs.judge, self.config.judge.samples)
             except Exception as exc:  # noqa: BLE001
                 return Rejection(id=dialogue.id, stage="judge", reasons=["judge_failed"],
-                                 detail=f"{type(exc).__name__}: {exc}"[:500], seed=dialogue.seed, dialogue=dialogue)
+                                 detail=_error_detail(exc), seed=dialogue.seed, dialogue=dialogue)
         dialogue = dialogue.model_copy(update={"scores": scores})
         reasons = judge_reasons(scores, self.config.judge)
         if reasons:
@@ -140,12 +181,110 @@ class Run:
                          detail=f"duplicates {match.kept_id} (Jaccard {match.jaccard:.2f})")
 
 
+def _error_detail(exc: BaseException) -> str:
+    """The error class and message of a failed call, as recorded in rejected.jsonl."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _price(config: RunConfig, model: ModelConfig) -> Price | None:
+    for key in (model.model, model_label(model)):
+        if key and key in config.prices:
+            return config.prices[key]
+    return None
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+class _Crash:
+    """A worker hit an error outside the per-seed handling (a bug): the run stops and reports it."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _Workers:
+    """`make` over seeds on `concurrency` threads; outcomes come back on a queue as they finish.
+
+    Daemon threads, not a ThreadPoolExecutor: on a stop the dialogues in flight are abandoned, and an
+    executor's threads would keep the process alive until their calls returned.
+    """
+
+    def __init__(self, make: Callable[[Seed], Outcome], seeds: Sequence[Seed], concurrency: int) -> None:
+        self._make = make
+        self._seeds: queue.SimpleQueue[Seed] = queue.SimpleQueue()
+        for seed in seeds:
+            self._seeds.put(seed)
+        self._results: queue.SimpleQueue[Outcome | _Crash] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        for i in range(min(concurrency, len(seeds))):
+            threading.Thread(target=self._work, name=f"dialogue-{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                seed = self._seeds.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._results.put(self._make(seed))
+            except Cancelled:
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+                self._results.put(_Crash(exc))
+                return
+
+    def get(self, timeout: float) -> Outcome:
+        """The next finished outcome; queue.Empty after `timeout` seconds without one."""
+        item = self._results.get(timeout=timeout)
+        if isinstance(item, _Crash):
+            raise item.error
+        return item
+
+    def finished(self) -> Iterator[Outcome]:
+        """Outcomes already finished, without waiting."""
+        while True:
+            try:
+                yield self.get(timeout=0)
+            except queue.Empty:
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) or SIGTERM sets `stop` instead of raising mid-write; a second Ctrl-C raises at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
 def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest | None:
     previous = read_manifest(out_dir)
     if previous is None:
         if resume:
             raise UserError(f"--resume: {out_dir} holds no earlier run to resume")
-        if out_dir.exists() and any(out_dir.iterdir()):
+        # A run killed before its first manifest landed may have left the temporary file of it.
+        leftovers = [p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST)] if out_dir.exists() else []
+        if leftovers:
             raise UserError(f"--out {out_dir} is not empty and holds no synth-empathy run; choose an empty folder")
         return None
     if previous.config_fingerprint != config.fingerprint():
@@ -157,66 +296,83 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
 
 
 def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
-                 on_outcome: Callable[[Outcome], None] | None = None, **run_parts) -> Manifest:
+                 on_outcome: Callable[[Outcome], None] | None = None, progress: Progress | None = None,
+                 **run_parts) -> Manifest:
     """The whole pipeline; rerunning into the same folder continues where the last run stopped.
 
-    `run_parts` go to `Run`: programs, generator_lm, judge_lm (plug-in points and test doubles)."""
+    Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
+    flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
+    generator_lm, judge_lm (plug-in points and test doubles)."""
     out_dir = Path(out_dir)
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
     seeds = plan_seeds(run.catalog, config.n, config.seed)
+    session: Counter[str] = Counter()
+    if previous is None:  # the manifest lands before any record, so a folder with records always has one
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(out_dir, _manifest(run, None, RecordTally(), session, 0.0))
     writer = CorpusWriter(out_dir)
-    done = writer.done_ids()
+    tally = tally_records(out_dir)
     for d in _kept_dialogues(out_dir):
         run.index.add(d.id, dialogue_text(d, config.dedup.scope))
-    pending = [s for s in seeds if s.id not in done]
-    counts: Counter[str] = Counter()
-    manifest = _manifest(run, previous, counts, {}, 0.0)
-    write_manifest(out_dir, manifest)
+    pending = [s for s in seeds if s.id not in tally.ids]
+    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
+    if progress:
+        progress.start(len(seeds) - len(pending), tally.kept, tally.rejected, run.meter.calls)
 
     first_error: list[str] = []
 
     def record(outcome: Outcome) -> None:
         if isinstance(outcome, Rejection) and outcome.stage == "generate" and not first_error:
             first_error.append(outcome.detail)
-        if isinstance(outcome, Dialogue):
-            writer.keep(outcome)
-            counts["kept"] += 1
-        else:
-            writer.reject(outcome)
-            counts["rejected"] += 1
-            for reason in outcome.reasons:
-                counts[f"reason:{reason}"] += 1
+        (writer.keep if isinstance(outcome, Dialogue) else writer.reject)(outcome)
+        tally.add(outcome)
+        session["kept" if isinstance(outcome, Dialogue) else "rejected"] += 1
+        session["generation_failed"] += "generation_failed" in getattr(outcome, "reasons", ())
+        if progress:
+            progress.advance(outcome)
         if on_outcome:
             on_outcome(outcome)
 
+    stop = threading.Event()
+    workers = _Workers(run.make, pending, config.concurrency)
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="dialogue")
+    checkpoint = time.monotonic()
     try:
-        futures: set[Future] = set()
-        queue = list(pending)
-        while queue or futures:
-            while queue and len(futures) < config.concurrency:
-                futures.add(pool.submit(run.make, queue.pop(0)))
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-            for future in finished:
-                record(future.result())
-    except KeyboardInterrupt:
+        with _stop_on_signals(stop):
+            received = 0
+            while received < len(pending) and not stop.is_set():
+                try:
+                    outcome = workers.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                received += 1
+                record(outcome)
+                if time.monotonic() - checkpoint > CHECKPOINT_S:
+                    checkpoint = time.monotonic()
+                    write_manifest(out_dir, _manifest(run, previous, tally, session,
+                                                      time.perf_counter() - started))
+            interrupted = stop.is_set()
+            if interrupted:
+                workers.stop()
+                for outcome in workers.finished():  # finished before the stop: keep them
+                    record(outcome)
+    except KeyboardInterrupt:  # a second Ctrl-C, or run_generate called off the main thread
         interrupted = True
-        for future in futures:
-            future.cancel()
     finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
+        workers.stop()
+        run.cancel()
         writer.close()
-        elapsed = time.perf_counter() - started
-        manifest = _manifest(run, previous, counts, {"generate_s": round(elapsed, 2)}, elapsed,
-                             finished=not interrupted)
+        done = all(s.id in tally.ids for s in seeds)
+        manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done)
         write_manifest(out_dir, manifest)
         write_card(out_dir, manifest)
+        if progress:
+            progress.close()
     if interrupted:
         raise KeyboardInterrupt
-    failed = counts["reason:generation_failed"]
+    failed = session["generation_failed"]
     if pending and failed == len(pending):
         raise RunError(f"all {failed} dialogues of this run failed to generate (see {out_dir / 'rejected.jsonl'}); "
                        f"first error: {first_error[0]}")
@@ -224,42 +380,45 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
 
 
 def _kept_dialogues(out_dir: Path) -> list[Dialogue]:
-    from synth_empathy.corpus import KEPT, read_dialogues
-
     path = out_dir / KEPT
     return read_dialogues(path) if path.exists() and path.stat().st_size else []
 
 
-def _manifest(run: Run, previous: Manifest | None, counts: Counter[str], timings: dict[str, float],
-              elapsed: float, finished: bool = False) -> Manifest:
-    from synth_empathy.corpus import KEPT, REJECTED, iter_jsonl
-
-    kept = sum(1 for _ in iter_jsonl(run.out_dir / KEPT)) if (run.out_dir / KEPT).exists() else 0
-    reasons: Counter[str] = Counter()
-    rejected = 0
-    if (run.out_dir / REJECTED).exists():
-        for r in iter_jsonl(run.out_dir / REJECTED):
-            rejected += 1
-            reasons.update(r.get("reasons", []))
+def _merged_usage(run: Run, previous: Manifest | None) -> dict[str, StageUsage]:
+    """This session's usage plus the earlier sessions'; latency percentiles are this session's when it has any."""
     usage = run.meter.snapshot()
-    if previous:  # a resumed run adds to what the earlier runs spent
-        for stage, used in previous.usage.items():
-            mine = usage.setdefault(stage, type(used)())
-            mine.calls += used.calls
-            mine.input_tokens += used.input_tokens
-            mine.output_tokens += used.output_tokens
-        timings = {k: round(v + previous.timings.get(k, 0.0), 2) for k, v in timings.items()}
+    for stage, before in (previous.usage if previous else {}).items():
+        mine = usage.setdefault(stage, StageUsage(p50_s=before.p50_s, p95_s=before.p95_s))
+        mine.calls += before.calls
+        mine.input_tokens += before.input_tokens
+        mine.output_tokens += before.output_tokens
+        mine.retries += before.retries
+        if mine.p50_s is None:
+            mine.p50_s, mine.p95_s = before.p50_s, before.p95_s
+    for stage, mine in usage.items():
+        mine.cost_usd = cost_usd(mine, run.prices.get(stage))
+    return usage
+
+
+def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: Counter[str], elapsed: float,
+              finished: bool = False) -> Manifest:
+    usage = _merged_usage(run, previous)
+    costs = [u.cost_usd for u in usage.values() if u.calls]
+    tokens = sum(u.input_tokens + u.output_tokens for u in usage.values())
+    timings = {"generate_s": round(elapsed + (previous.timings.get("generate_s", 0.0) if previous else 0.0), 2)}
     return Manifest(
         package_version=run.provenance["package_version"],
         config=run.config.public_dict(),
         config_fingerprint=run.fingerprint,
         versions=_versions(),
         models={"generator": run.provenance["generator_model"], "judge": run.provenance["judge_model"]},
-        counts={"planned": run.config.n, "kept": kept, "rejected": rejected, "this_run": sum(
-            counts[k] for k in ("kept", "rejected"))},
-        rejection_reasons=dict(sorted(reasons.items())),
+        counts={"planned": run.config.n, "kept": tally.kept, "rejected": tally.rejected,
+                "this_run": session["kept"] + session["rejected"]},
+        rejection_reasons=dict(sorted(tally.reasons.items())),
         usage=usage,
         timings=timings,
-        created=previous.created if previous else _now(),
+        created=previous.created if previous else run.created,
         finished=_now() if finished else None,
+        cost_usd=round(sum(costs), 6) if costs and None not in costs else None,
+        tokens_per_kept=round(tokens / tally.kept, 1) if tally.kept else None,
     )

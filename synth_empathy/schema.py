@@ -234,6 +234,10 @@ class StageUsage(BaseModel):
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    retries: int = 0
+    p50_s: float | None = None  # latency of one LM call as the dialogue waited for it, retries included
+    p95_s: float | None = None
+    cost_usd: float | None = None  # None: no price set for the model, so unknown
 
 
 class Manifest(BaseModel):
@@ -248,3 +252,5 @@ class Manifest(BaseModel):
     timings: dict[str, float]
     created: str
     finished: str | None = None
+    cost_usd: float | None = None  # None unless every stage that made calls has a price
+    tokens_per_kept: float | None = None

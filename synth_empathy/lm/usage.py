@@ -1,16 +1,19 @@
-"""Token and call accounting per pipeline stage (seeker, supporter, critique, revise, judge)."""
+"""Accounting per pipeline stage (seeker, supporter, critique, revise, judge): calls, tokens, retries, latency, cost."""
 
 from __future__ import annotations
 
+import math
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 
 import dspy
 
+from synth_empathy.config import Price
 from synth_empathy.schema import StageUsage
+
+UNSTAGED = "other"  # calls made outside any `stage()` block
 
 
 def _tokens(entry: dict) -> tuple[int, int]:
@@ -19,22 +22,41 @@ def _tokens(entry: dict) -> tuple[int, int]:
     return int(inp), int(out)
 
 
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def cost_usd(usage: StageUsage, price: Price | None) -> float | None:
+    """The cost of a stage's tokens at `price`; None when the price is unknown."""
+    if price is None:
+        return None
+    return round((usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6, 6)
+
+
 class UsageMeter:
-    """Thread-safe totals per stage; each `with meter.stage(name):` block is one accounted step."""
+    """Thread-safe totals per stage.
+
+    Calls and tokens come from dspy's usage tracker around each `with meter.stage(name):` block, so any
+    LM counts; retries and per-call latency are reported by the ResilientEngine the LM layer builds.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.stages: dict[str, StageUsage] = {}
-        self.latencies: dict[str, list[float]] = {}
+        self.latencies: dict[str, list[float]] = {}  # seconds per LM call, by stage
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        token = _current_stage.set(name)
         with dspy.track_usage() as tracker:
             try:
                 yield
             finally:
-                elapsed = time.perf_counter() - start
+                _current_stage.reset(token)
                 entries = [e for per_lm in tracker.usage_data.values() for e in per_lm]
                 with self._lock:
                     usage = self.stages.setdefault(name, StageUsage())
@@ -43,7 +65,19 @@ class UsageMeter:
                         inp, out = _tokens(entry)
                         usage.input_tokens += inp
                         usage.output_tokens += out
-                    self.latencies.setdefault(name, []).append(elapsed)
+
+    def add_latency(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.stages.setdefault(stage, StageUsage())
+            self.latencies.setdefault(stage, []).append(seconds)
+
+    def add_retry(self, stage: str) -> None:
+        with self._lock:
+            self.stages.setdefault(stage, StageUsage()).retries += 1
+
+    def calls(self) -> int:
+        with self._lock:
+            return sum(s.calls for s in self.stages.values())
 
     def totals(self) -> StageUsage:
         with self._lock:
@@ -51,14 +85,25 @@ class UsageMeter:
                 calls=sum(s.calls for s in self.stages.values()),
                 input_tokens=sum(s.input_tokens for s in self.stages.values()),
                 output_tokens=sum(s.output_tokens for s in self.stages.values()),
+                retries=sum(s.retries for s in self.stages.values()),
             )
 
     def snapshot(self) -> dict[str, StageUsage]:
+        """A copy per stage, with the p50/p95 of its call latencies."""
         with self._lock:
-            return {name: usage.model_copy() for name, usage in self.stages.items()}
+            out = {}
+            for name, usage in self.stages.items():
+                latencies = sorted(self.latencies.get(name, []))
+                p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+                out[name] = usage.model_copy(update={
+                    "p50_s": None if p50 is None else round(p50, 4),
+                    "p95_s": None if p95 is None else round(p95, 4),
+                })
+            return out
 
 
 _current_meter: ContextVar[UsageMeter | None] = ContextVar("synth_empathy_meter", default=None)
+_current_stage: ContextVar[str] = ContextVar("synth_empathy_stage", default=UNSTAGED)
 
 
 @contextmanager
@@ -75,3 +120,17 @@ def stage(name: str):
     """Account the LM calls inside the block to `name` on the current meter (a no-op without one)."""
     meter = _current_meter.get()
     return meter.stage(name) if meter is not None else nullcontext()
+
+
+def record_latency(seconds: float) -> None:
+    """One finished LM call, to the current meter and stage (a no-op without a meter)."""
+    meter = _current_meter.get()
+    if meter is not None:
+        meter.add_latency(_current_stage.get(), seconds)
+
+
+def record_retry() -> None:
+    """One retried attempt, to the current meter and stage (a no-op without a meter)."""
+    meter = _current_meter.get()
+    if meter is not None:
+        meter.add_retry(_current_stage.get())

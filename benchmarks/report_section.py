@@ -1,0 +1,41 @@
+"""Shared by the runtime benchmarks: the machine line, and replacing one section of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}, dspy {version('dspy')}, "
+            f"openai {version('openai')}")
+
+
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_section(title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace (or append) the `## {title}` section, leaving every other section alone."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    section = f"## {title}\n\n" + body.rstrip() + "\n"
+    match = re.search(rf"^## {re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL)
+    if match:
+        text = text[:match.start()] + section + ("\n" if match.end() < len(text) else "") + text[match.end():]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")

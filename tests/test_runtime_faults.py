@@ -1,0 +1,178 @@
+"""Faults on the real HTTP path (dspy.LM -> ResilientEngine -> lm15 -> the fake server): 429 back-off,
+retries on 500, timeouts and malformed bodies, and failures recorded as rejections, never placeholders."""
+
+import json
+import random
+import threading
+import time
+
+import dspy
+import pytest
+from conftest import CATALOG
+from fake_openai import FakeOpenAIServer, default_responder
+
+from synth_empathy.config import ModelConfig, load_config
+from synth_empathy.corpus import KEPT, REJECTED
+from synth_empathy.errors import RunError
+from synth_empathy.lm import AdaptiveLimiter, build_lm
+from synth_empathy.lm.usage import UsageMeter, metering, stage
+from synth_empathy.pipeline import run_generate
+from synth_empathy.schema import Dialogue, Rejection
+
+WORDS = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen exam garden".split()
+GLUE = "the a and but to of in on at for with is was i you my it that so".split()
+
+
+def responder(body: dict) -> str:
+    """Varied English prose (so rules and dedup keep it), schema JSON for structured calls, a judge that keeps."""
+    if "response_format" in body:
+        data = json.loads(default_responder(body))
+        if "sensibility" in data:
+            data.update(sensibility=8, rationality=8)
+        return json.dumps(data)
+    rng = random.Random(json.dumps(body["messages"]))
+    return " ".join(rng.choice(GLUE if rng.random() < 0.45 else WORDS) for _ in range(12)).capitalize() + "."
+
+
+@pytest.fixture
+def server(fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
+    fake_openai.responder = responder
+    return fake_openai
+
+
+def model_config(server: FakeOpenAIServer, **settings) -> ModelConfig:
+    return ModelConfig(**{"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
+                          "timeout_s": 2, **settings})
+
+
+def ask(lm: dspy.LM, meter: UsageMeter | None = None) -> list[str]:
+    with metering(meter), stage("seeker"):
+        return lm(messages=[{"role": "user", "content": "I lost my job today"}])
+
+
+def statuses(server: FakeOpenAIServer) -> list[int | None]:
+    return [r.status for r in server.chat_requests]
+
+
+def test_429_lowers_the_in_flight_bound_and_the_call_succeeds_after_retry_after(server):
+    server.add_faults(("status", 429, {"Retry-After": "0.3"}))
+    limiter = AdaptiveLimiter(ceiling=8)
+    meter = UsageMeter()
+    start = time.monotonic()
+    assert ask(build_lm(model_config(server), limiter=limiter), meter)[0].endswith(".")
+    first, second = server.chat_requests
+    assert (first.status, second.status) == (429, 200)
+    assert second.time - first.time >= 0.29  # waited out Retry-After before asking again
+    assert limiter.limit == 4 and limiter.cuts == 1 and limiter.in_flight == 0
+    assert meter.snapshot()["seeker"].retries == 1
+    assert time.monotonic() - start < 1.5
+
+
+def test_while_rate_limited_no_other_call_starts_before_retry_after(server):
+    server.latency_s = 0.05
+    server.add_faults(("status", 429, {"Retry-After": "0.3"}))
+    lm = build_lm(model_config(server), limiter=AdaptiveLimiter(ceiling=4))
+    threads = [threading.Thread(target=lambda: [ask(lm) for _ in range(3)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    times = [r.time for r in server.chat_requests]
+    answered = next(r.time for r in server.chat_requests if r.status == 429) + server.latency_s
+    # Calls already on their way when the 429 came back may land just after it; then silence until Retry-After.
+    assert not [t for t in times if answered + 0.03 < t < answered + 0.29]
+    assert len(times) == 13 and max(times) >= answered + 0.29
+
+
+def test_500s_are_retried_with_back_off_until_the_call_succeeds(server):
+    server.add_faults(("status", 500), ("status", 502))
+    meter = UsageMeter()
+    ask(build_lm(model_config(server, retries=2)), meter)
+    assert statuses(server) == [500, 502, 200]
+    assert meter.snapshot()["seeker"].retries == 2 and meter.snapshot()["seeker"].p50_s is not None
+
+
+def test_an_attempt_that_hangs_past_the_timeout_is_retried(server):
+    server.add_faults(("hang", 3.0))
+    start = time.monotonic()
+    ask(build_lm(model_config(server, timeout_s=0.3)))
+    assert time.monotonic() - start < 1.5
+    assert [r.fault and r.fault[0] for r in server.chat_requests] == ["hang", None]
+
+
+def test_a_malformed_200_body_is_retried(server):
+    server.add_faults(("malformed",))
+    ask(build_lm(model_config(server)))
+    assert [r.fault for r in server.chat_requests] == [("malformed",), None]
+
+
+def test_retries_have_a_budget_and_then_the_error_surfaces(server):
+    server.add_faults(*[("status", 500)] * 3)
+    with pytest.raises(dspy.utils.exceptions.LMServerError):
+        ask(build_lm(model_config(server, retries=2)))
+    assert statuses(server) == [500, 500, 500]
+
+
+def test_a_bad_request_is_not_retried(server):
+    server.add_faults(("status", 400))
+    with pytest.raises(dspy.utils.exceptions.LMInvalidRequestError):
+        ask(build_lm(model_config(server)))
+    assert statuses(server) == [400]
+
+
+# -- through the pipeline --------------------------------------------------------------------------
+
+
+def run_config(server: FakeOpenAIServer, n: int, extra: dict | None = None, **model):
+    """One exchange per dialogue, no critique: seeker, strategy, draft, judge = 4 calls."""
+    return load_config(None, {
+        "n": n, "personas_dir": str(CATALOG / "personas"), "scenarios_dir": str(CATALOG / "scenarios"),
+        "dialogue": {"min_turns": 1, "max_turns": 1, "critique_rounds": 0},
+        "model": {"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
+                  "timeout_s": 2, **model},
+        **(extra or {}),
+    })
+
+
+def records(out):
+    kept = [Dialogue.model_validate_json(line) for line in (out / KEPT).read_text().splitlines()]
+    rejected = [Rejection.model_validate_json(line) for line in (out / REJECTED).read_text().splitlines()]
+    return kept, rejected
+
+
+def test_a_dialogue_whose_call_fails_after_all_retries_is_rejected_with_the_error_never_a_placeholder(
+        server, tmp_path):
+    server.add_faults(("status", 500), ("status", 500))  # the first seed's first call, and its one retry
+    manifest = run_generate(run_config(server, n=2, retries=1), tmp_path / "out")
+    kept, rejected = records(tmp_path / "out")
+    (failed,) = rejected
+    assert failed.stage == "generate" and failed.reasons == ["generation_failed"]
+    assert failed.detail.startswith("LMServerError: ") and "500" in failed.detail
+    assert failed.dialogue is None and failed.seed is not None
+    (good,) = kept
+    assert all(t.text and t.text != "None" for t in good.turns)
+    assert failed.id != good.id
+    assert manifest.usage["seeker"].retries == 1
+
+
+def test_when_every_dialogue_fails_the_run_fails_and_says_why(server, tmp_path):
+    server.fault_rates = {"500": 1.0}
+    with pytest.raises(RunError, match="all 2 dialogues.*LMServerError"):
+        run_generate(run_config(server, n=2, retries=0), tmp_path / "out")
+    kept, rejected = records(tmp_path / "out")
+    assert not kept and len(rejected) == 2
+
+
+def test_under_mixed_faults_every_seed_ends_as_exactly_one_record(server, tmp_path):
+    server.add_faults(("status", 429, {"Retry-After": "0"}), ("status", 500), ("malformed",), ("hang", 1.0))
+    server.fault_rates = {"429": 0.1, "500": 0.05, "malformed": 0.05, "hang": 0.02}
+    server.rate_hang_s = 1.0
+    cfg = run_config(server, 8, {"concurrency": 4}, retries=6, timeout_s=0.2)
+    manifest = run_generate(cfg, tmp_path / "out")
+    kept, rejected = records(tmp_path / "out")
+    ids = [r.id for r in kept + rejected]
+    assert len(ids) == 8 == len(set(ids))
+    assert all(r.stage != "generate" for r in rejected), [r.detail for r in rejected]
+    assert all(server.counters[k] for k in ("status_429", "status_500", "malformed", "hang"))
+    assert sum(u.retries for u in manifest.usage.values()) == sum(r.status != 200 or r.fault is not None
+                                                                  for r in server.chat_requests)
