@@ -39,7 +39,7 @@ from synth_empathy.errors import RunError, UserError
 from synth_empathy.filters.dedup import DedupIndex, dialogue_text
 from synth_empathy.filters.judge import judge_reasons, score_dialogue
 from synth_empathy.filters.rules import rule_violations
-from synth_empathy.graphs.catalog import load_catalog
+from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_seeds
 from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.usage import cost_usd, metering
@@ -49,6 +49,8 @@ from synth_empathy.roleplay import roleplay
 from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, StageUsage
 
 Outcome = Dialogue | Rejection
+# A user filter: None keeps the dialogue; a reason code (str) or a Rejection drops it.
+DialogueFilter = Callable[[Dialogue], "Rejection | str | None"]
 
 CHECKPOINT_S = 30.0  # the manifest (counts, usage) is rewritten at least this often during a run
 GENERATOR_STAGES = ("seeker", "supporter", "critique", "revise")
@@ -94,10 +96,12 @@ class Run:
     """One generate run into one output directory; thread-safe where workers meet (dedup index, meter)."""
 
     def __init__(self, config: RunConfig, out_dir: Path, programs: Programs | None = None,
-                 generator_lm: dspy.LM | None = None, judge_lm: dspy.LM | None = None) -> None:
+                 generator_lm: dspy.LM | None = None, judge_lm: dspy.LM | None = None,
+                 catalog: Catalog | None = None, filters: Sequence[DialogueFilter] = ()) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
-        self.catalog = load_catalog(config.personas_dir, config.scenarios_dir)
+        self.catalog = catalog or load_catalog(config.personas_dir, config.scenarios_dir)
+        self.filters = list(filters)
         self.limiters: dict[tuple[str, str | None], AdaptiveLimiter] = {}
         judge_config = judge_model_config(config)
         self.generator_lm = generator_lm or build_lm(config.model, limiter=self._limiter(config.model))
@@ -149,6 +153,13 @@ class Run:
             if violations:
                 return Rejection(id=dialogue.id, stage="rules", reasons=violations, seed=dialogue.seed,
                                  dialogue=dialogue)
+        for custom in self.filters:
+            verdict = custom(dialogue)
+            if isinstance(verdict, str):
+                verdict = Rejection(id=dialogue.id, stage="custom", reasons=[verdict], seed=dialogue.seed,
+                                    dialogue=dialogue, detail=getattr(custom, "__name__", ""))
+            if verdict is not None:
+                return verdict
         duplicate = self._duplicate_of(dialogue)
         if duplicate:
             return duplicate

@@ -223,7 +223,7 @@ class Rejection(_Strict):
     """A seed that did not end as a kept dialogue; the dialogue is kept when there is one."""
 
     id: str
-    stage: Literal["generate", "rules", "dedup", "judge"]
+    stage: Literal["generate", "rules", "custom", "dedup", "judge"]
     reasons: list[str] = Field(min_length=1)
     detail: str = ""
     seed: Seed | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 from collections.abc import Callable, Iterable
 
@@ -25,6 +26,13 @@ PROSE = [
     "Maybe. I think I just needed to say it out loud to someone first.",
     "I'm glad you said it here. You reached out instead of hiding it, and that takes courage.",
 ]
+
+
+def varied_prose(seed: int = 0) -> Callable[[list[dict]], str]:
+    """English sentences that differ call to call, so rules and dedup let them through."""
+    rng = random.Random(seed)
+    words = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen".split()
+    return lambda messages: "I keep thinking about the " + " and the ".join(rng.choice(words) for _ in range(5)) + "."
 
 
 class ScriptedEngine:

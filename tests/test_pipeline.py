@@ -1,9 +1,8 @@
 import json
-import random
 import re
 
 import pytest
-from scripted import PROSE, ScriptedEngine, scripted_lm
+from scripted import PROSE, ScriptedEngine, scripted_lm, varied_prose
 
 from synth_empathy.config import load_config
 from synth_empathy.corpus import KEPT, MANIFEST, REJECTED
@@ -14,15 +13,11 @@ from synth_empathy.schema import Dialogue, Manifest, Rejection
 GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 7, "rationale": "Warm and specific."}}
 
 
-def _varied_prose():
-    rng = random.Random(0)
-    words = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen".split()
-    return lambda messages: "I keep thinking about the " + " and the ".join(rng.choice(words) for _ in range(5)) + "."
 
 
 def _generate(tmp_path, overrides, n=3, judge=GOOD_JUDGE, prose=None, **kw):
     cfg = load_config(None, {"n": n, "dialogue": {"max_turns": 2, "min_turns": 1}, **overrides})
-    gen = kw.pop("generator_engine", None) or ScriptedEngine(prose=prose or _varied_prose())
+    gen = kw.pop("generator_engine", None) or ScriptedEngine(prose=prose or varied_prose())
     return run_generate(cfg, tmp_path / "out", generator_lm=scripted_lm(gen),
                         judge_lm=scripted_lm(ScriptedEngine(structured=judge)), **kw)
 
