@@ -33,7 +33,8 @@ def _words(text: str) -> set[str]:
 
 
 def repeats_earlier(text: str, earlier: list[str]) -> bool:
-    """A message whose words mostly repeat an earlier message of the same speaker means the talk has stalled."""
+    """A message whose words mostly repeat an earlier message (its own, or the other side's: small models
+    parrot) means the talk has stalled."""
     words = _words(text)
     for prev in earlier:
         other = _words(prev)
@@ -69,8 +70,7 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
         message = trim_sentences(seeker(character=character, situation=first_person(seed.situation.text),
                                         feeling=feeling, not_said_yet=_not_said_yet(seed, turns),
                                         conversation=conversation_text(turns, viewpoint="seeker")).message)
-        earlier = [t.text for t in turns if t.role == "seeker"]
-        if exchange >= config.min_turns and repeats_earlier(message, earlier):
+        if turns and repeats_earlier(message, [t.text for t in turns]):
             return Conversation(turns, "stalled", crisis)  # the repeated message adds nothing: drop it
         flagged = mentions_crisis(message)
         crisis = crisis or flagged
@@ -78,6 +78,8 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
         if closing:
             return Conversation(turns, "seeker_done", crisis)
         reply = supporter(seeker=seeker_brief(seed), conversation=conversation_text(turns), crisis=flagged)
+        if repeats_earlier(reply.reply, [t.text for t in turns]):
+            return Conversation(turns, "stalled", crisis)
         turns.append(Turn(
             role="supporter", text=trim_sentences(reply.reply), strategy=reply.strategy, revised=reply.revised,
             drafts=reply.drafts if config.keep_drafts else [], crisis=flagged,

@@ -64,11 +64,20 @@ def test_seeker_who_is_done_ends_the_conversation_after_min_turns(seed):
     assert len([t for t in conv.turns if t.role == "seeker"]) == 3 and conv.turns[-1].role == "seeker"
 
 
-def test_repeating_seeker_is_a_stall(seed):
+def test_a_seeker_parroting_the_supporter_is_a_stall_and_the_echo_is_dropped(seed):
+    lines = iter(["I just don't know what to do anymore about any of it.",
+                  "It sounds like everything has piled up at once and you can't see a way through.",
+                  "It sounds like everything has piled up at once and I can't see a way through."])
+    engine = ScriptedEngine(prose=lambda messages: next(lines), structured={"CritiqueReply": GOOD_CRITIQUE})
+    conv = _run(seed, engine, min_turns=1, max_turns=5, rounds=0)
+    assert conv.ending == "stalled" and len(conv.turns) == 2
+
+
+def test_a_supporter_echoing_the_seeker_is_a_stall(seed):
     engine = ScriptedEngine(prose=lambda messages: "I just don't know what to do anymore about any of it.",
                             structured={"CritiqueReply": GOOD_CRITIQUE})
     conv = _run(seed, engine, min_turns=1, max_turns=5)
-    assert conv.ending == "stalled" and len(conv.turns) == 2
+    assert conv.ending == "stalled" and [t.role for t in conv.turns] == ["seeker"]
 
 
 def test_crisis_is_flagged_and_answered_with_the_safe_pattern(seed):
