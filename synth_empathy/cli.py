@@ -80,6 +80,9 @@ def generate(
     programs: Annotated[Path | None, typer.Option("--programs", help="Folder of optimized program JSON.")] = None,
     keep_drafts: Annotated[bool, typer.Option("--keep-drafts", help="Keep drafts and critiques.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an earlier run in --out.")] = False,
+    engine: Annotated[str | None, typer.Option("--engine", help="local (threads here) or ray (actors on Ray).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
     from synth_empathy.pipeline import run_generate
@@ -91,10 +94,24 @@ def generate(
             overrides[key] = value
     if keep_drafts:
         overrides["dialogue"] = {"keep_drafts": True}
+    if engine is not None and engine not in ("local", "ray"):
+        raise UserError(f"--engine must be 'local' or 'ray', not '{engine}'")
+    if engine is not None:
+        overrides["engine"] = engine
     cfg = load_config(config, overrides)
+    if ray_address is not None and cfg.engine != "ray":
+        raise UserError("--ray-address needs --engine ray")
+    executor = None
+    if cfg.engine == "ray":
+        from synth_empathy.distributed import require_ray
+
+        require_ray()
+        from synth_empathy.distributed.generate import RayExecutor
+
+        executor = RayExecutor.from_config(cfg.ray, address=ray_address)
     progress = _progress(cfg.n)
     try:
-        manifest = run_generate(cfg, out, resume=resume, progress=progress)
+        manifest = run_generate(cfg, out, resume=resume, progress=progress, executor=executor)
     except KeyboardInterrupt:
         import shlex
 

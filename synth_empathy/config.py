@@ -97,9 +97,17 @@ class RulesConfig(_Section):
     min_english_share: float = Field(default=0.2, ge=0, le=1)
 
 
+class RayConfig(_Section):
+    """Where and how wide `engine = "ray"` runs; `concurrency` is then per worker (dialogues in flight in each)."""
+
+    address: str | None = None  # an existing cluster ("auto", "ray://host:10001", ...); None = a local instance
+    workers: int | None = Field(default=None, ge=1)  # generation actors; None = one per CPU of the cluster
+    batch_size: int | None = Field(default=None, ge=1)  # seeds per actor call; None = 2 x concurrency
+
+
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
-    "n": True, "concurrency": True, "prices": True,
+    "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True,
     "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s"},
 }
 
@@ -119,6 +127,8 @@ class RunConfig(_Section):
     license: str = "CC-BY-4.0"
     # Keyed by model name as configured (or its label, e.g. "local:x.gguf"); empty = cost unknown, never guessed.
     prices: dict[str, Price] = Field(default_factory=dict)
+    engine: Literal["local", "ray"] = "local"  # threads in this process, or actors on Ray (synth_empathy.distributed)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     def fingerprint(self) -> str:
         """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""

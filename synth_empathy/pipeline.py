@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Protocol
 
 import dspy
 
@@ -97,8 +98,12 @@ class Run:
 
     def __init__(self, config: RunConfig, out_dir: Path, programs: Programs | None = None,
                  generator_lm: dspy.LM | None = None, judge_lm: dspy.LM | None = None,
-                 catalog: Catalog | None = None, filters: Sequence[DialogueFilter] = ()) -> None:
+                 catalog: Catalog | None = None, filters: Sequence[DialogueFilter] = (),
+                 defer_dedup: bool = False) -> None:
         self.config = config
+        # True where dialogues are made away from the recording process (a Ray actor): the dedup check
+        # against what is kept then happens only where outcomes are recorded, in `admit`.
+        self.defer_dedup = defer_dedup
         self.out_dir = Path(out_dir)
         self.catalog = catalog or load_catalog(config.personas_dir, config.scenarios_dir)
         self.filters = list(filters)
@@ -177,8 +182,15 @@ class Run:
         # Check again and insert under one lock: two near-duplicates judged at once must not both be kept.
         return self._duplicate_of(dialogue, insert=True) or dialogue
 
-    def _duplicate_of(self, dialogue: Dialogue, insert: bool = False) -> Rejection | None:
-        if not self.config.dedup.enabled:
+    def admit(self, outcome: Outcome) -> Outcome:
+        """The recording side's last word on an outcome made elsewhere: a kept dialogue must not duplicate
+        anything kept so far (from any worker), and joins the kept set when it does not."""
+        if isinstance(outcome, Dialogue):
+            return self._duplicate_of(outcome, insert=True, deferred=False) or outcome
+        return outcome
+
+    def _duplicate_of(self, dialogue: Dialogue, insert: bool = False, deferred: bool | None = None) -> Rejection | None:
+        if not self.config.dedup.enabled or (self.defer_dedup if deferred is None else deferred):
             return None
         text = dialogue_text(dialogue, self.config.dedup.scope)
         with self._index_lock:
@@ -264,6 +276,28 @@ class _Workers:
         self._stopping.set()
 
 
+class OutcomeSource(Protocol):
+    """Where run_generate takes finished outcomes from: the local threads (`_Workers`) or another engine."""
+
+    def get(self, timeout: float) -> Outcome:
+        """The next finished outcome; queue.Empty after `timeout` seconds without one."""
+
+    def finished(self) -> Iterator[Outcome]:
+        """Outcomes already finished, without waiting."""
+
+    def stop(self) -> None:
+        """Start no more seeds; the ones in flight may be abandoned."""
+
+
+# Starts making `seeds` for `run` and returns where their outcomes arrive, one per seed.
+Executor = Callable[["Run", Sequence[Seed]], OutcomeSource]
+
+
+def local_executor(run: Run, seeds: Sequence[Seed]) -> OutcomeSource:
+    """`run.make` on `concurrency` threads of this process."""
+    return _Workers(run.make, seeds, run.config.concurrency)
+
+
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Ctrl-C (SIGINT) or SIGTERM sets `stop` instead of raising mid-write; a second Ctrl-C raises at once."""
@@ -308,12 +342,14 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
 
 def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, progress: Progress | None = None,
-                 **run_parts) -> Manifest:
+                 executor: Executor | None = None, **run_parts) -> Manifest:
     """The whole pipeline; rerunning into the same folder continues where the last run stopped.
 
     Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
-    generator_lm, judge_lm (plug-in points and test doubles)."""
+    generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
+    here; `synth_empathy.distributed.RayExecutor` on Ray); recording, dedup of kept ones, resume and the
+    manifest stay here whichever makes them."""
     out_dir = Path(out_dir)
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
@@ -347,7 +383,7 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
             on_outcome(outcome)
 
     stop = threading.Event()
-    workers = _Workers(run.make, pending, config.concurrency)
+    workers = (executor or local_executor)(run, pending)
     interrupted = False
     checkpoint = time.monotonic()
     try:
