@@ -13,35 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import threading
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fake_openai import FakeOpenAIServer, default_responder  # noqa: E402
-
-WORDS = ("rent sister warehouse night shift money call worry sleep boss letter phone kitchen exam friend "
-         "garden train winter doctor brother coffee weekend promise landlord neighbour interview bus ticket "
-         "mother email deadline apartment birthday hospital paycheck laptop gym dog rain").split()
-# Function words, so the rules' English check passes; drawn at random, so no n-gram repeats as a loop.
-GLUE = "the a and but to of in on at for with is was i you my it that this so just have can".split()
-
-
-def responder(body: dict) -> str:
-    """Prose for prose calls, schema JSON for structured ones; varied by the request, judged high."""
-    if "response_format" in body:
-        data = json.loads(default_responder(body))
-        if "sensibility" in data:
-            data.update(sensibility=8, rationality=8)
-        return json.dumps(data)
-    rng = random.Random(zlib.crc32(json.dumps(body["messages"]).encode()))
-    words = [rng.choice(GLUE if rng.random() < 0.45 else WORDS) for _ in range(14)]
-    return " ".join(words).capitalize() + "."
+from fake_openai import FakeOpenAIServer, keeping_responder  # noqa: E402
 
 
 class MockEndpoint:
@@ -96,7 +76,7 @@ def main() -> None:
     parser.add_argument("--retry-after", default="0")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    server = FakeOpenAIServer(responder, latency_s=args.latency, fault_rates=json.loads(args.fault_rates),
+    server = FakeOpenAIServer(keeping_responder, latency_s=args.latency, fault_rates=json.loads(args.fault_rates),
                               rate_hang_s=args.hang_s, rate_retry_after=args.retry_after, seed=args.seed)
     with server:
         print(server.base_url, flush=True)

@@ -66,6 +66,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -909,3 +910,28 @@ class FakeOpenAIServer:
             events.append(chunk([], usage))
         events.append(b"data: [DONE]\n\n")
         return b"".join(events)
+
+
+_PROSE_WORDS = ("rent sister warehouse night shift money call worry sleep boss letter phone kitchen exam friend "
+                "garden train winter doctor brother coffee weekend promise landlord neighbour interview bus ticket "
+                "mother email deadline apartment birthday hospital paycheck laptop gym dog rain").split()
+# Function words, so the rules' English check passes; drawn at random, so no n-gram repeats as a loop.
+_GLUE = "the a and but to of in on at for with is was i you my it that this so just have can".split()
+
+
+def judge_keeps(body: dict) -> str:
+    """Schema JSON for a structured call, with judge scores high enough to keep the dialogue."""
+    data = json.loads(default_responder(body))
+    if isinstance(data, dict) and "sensibility" in data:
+        data.update(sensibility=8, rationality=8)
+    return json.dumps(data)
+
+
+def keeping_responder(body: dict) -> str:
+    """A whole run's worth of answers: varied English prose (so rules and dedup keep it, the same for the
+    same request in any process), schema JSON for structured calls, and a judge that keeps."""
+    if "response_format" in body:
+        return judge_keeps(body)
+    rng = random.Random(zlib.crc32(json.dumps(body["messages"]).encode()))
+    words = [rng.choice(_GLUE if rng.random() < 0.45 else _PROSE_WORDS) for _ in range(14)]
+    return " ".join(words).capitalize() + "."

@@ -1,10 +1,9 @@
 import json
-import random
 import shutil
 
 import pytest
 from conftest import CATALOG
-from fake_openai import FakeOpenAIServer
+from fake_openai import FakeOpenAIServer, keeping_responder
 from typer.testing import CliRunner
 
 from synth_empathy.cli import app
@@ -69,20 +68,11 @@ def test_unreachable_endpoint_fails_the_run_and_keeps_the_records(tmp_path, monk
     assert len((out / "rejected.jsonl").read_text().splitlines()) == 2
 
 
-_WORDS = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen train".split()
-
-
-def _varied(body: dict) -> str:
-    rng = random.Random(json.dumps(body["messages"]))
-    return "I think the " + " ".join(rng.choice(_WORDS) for _ in range(10)) + " is what hurts."
-
-
 def test_openai_backend_generates_through_http_and_never_writes_the_key(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-secret-abc123")
     out = tmp_path / "o"
     with FakeOpenAIServer() as server:
-        server.responder = lambda body: (_varied(body) if "response_format" not in body
-                                         else _judge_or_default(body))
+        server.responder = keeping_responder
         result = runner.invoke(app, ["generate", "-n", "2", "--out", str(out), "--config", _config(tmp_path),
                                      "--backend", "openai", "--model", "gen-model", "--judge-model", "judge-model",
                                      "--api-base", server.base_url, "--api-key-env", "MY_KEY"])
@@ -96,15 +86,6 @@ def test_openai_backend_generates_through_http_and_never_writes_the_key(tmp_path
     assert manifest["models"] == {"generator": "openai:gen-model", "judge": "openai:judge-model"}
     assert manifest["config"]["model"]["api_key_env"] == "MY_KEY"
     assert manifest["usage"]["supporter"]["input_tokens"] > 0
-
-
-def _judge_or_default(body: dict) -> str:
-    from fake_openai import default_responder
-
-    data = json.loads(default_responder(body))
-    if "sensibility" in data:
-        data.update(sensibility=8, rationality=8)
-    return json.dumps(data)
 
 
 @pytest.mark.parametrize("as_json", [True, False])

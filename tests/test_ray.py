@@ -10,8 +10,7 @@ import random
 
 import pytest
 from conftest import CATALOG
-from fake_openai import FakeOpenAIServer
-from test_cli import _judge_or_default, _varied
+from fake_openai import FakeOpenAIServer, judge_keeps, keeping_responder
 from test_dedup import spaced, substituted, words
 from typer.testing import CliRunner
 
@@ -34,7 +33,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def endpoint():
     with FakeOpenAIServer() as server:
-        server.responder = lambda body: _varied(body) if "response_format" not in body else _judge_or_default(body)
+        server.responder = keeping_responder
         yield server
 
 
@@ -83,7 +82,7 @@ def test_near_duplicates_made_on_different_actors_are_not_both_kept(local_ray, t
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake")
     with FakeOpenAIServer() as server:  # every dialogue gets the same two turns: all are duplicates of one
-        server.responder = lambda body: _judge_or_default(body) if "response_format" in body else SAME_TURNS[
+        server.responder = lambda body: judge_keeps(body) if "response_format" in body else SAME_TURNS[
             "role-playing a real person" in body["messages"][0]["content"]]
         cfg = load_config(None, {"n": 4, "personas_dir": str(CATALOG / "personas"),
                                  "scenarios_dir": str(CATALOG / "scenarios"), "concurrency": 1,

@@ -1,15 +1,13 @@
 """Faults on the real HTTP path (dspy.LM -> ResilientEngine -> lm15 -> the fake server): 429 back-off,
 retries on 500, timeouts and malformed bodies, and failures recorded as rejections, never placeholders."""
 
-import json
-import random
 import threading
 import time
 
 import dspy
 import pytest
 from conftest import CATALOG
-from fake_openai import FakeOpenAIServer, default_responder
+from fake_openai import FakeOpenAIServer, keeping_responder
 
 from synth_empathy.config import ModelConfig, load_config
 from synth_empathy.corpus import KEPT, REJECTED
@@ -19,19 +17,7 @@ from synth_empathy.lm.usage import UsageMeter, metering, stage
 from synth_empathy.pipeline import run_generate
 from synth_empathy.schema import Dialogue, Rejection
 
-WORDS = "rent sister warehouse night shift money call worry sleep boss letter phone kitchen exam garden".split()
-GLUE = "the a and but to of in on at for with is was i you my it that so".split()
-
-
-def responder(body: dict) -> str:
-    """Varied English prose (so rules and dedup keep it), schema JSON for structured calls, a judge that keeps."""
-    if "response_format" in body:
-        data = json.loads(default_responder(body))
-        if "sensibility" in data:
-            data.update(sensibility=8, rationality=8)
-        return json.dumps(data)
-    rng = random.Random(json.dumps(body["messages"]))
-    return " ".join(rng.choice(GLUE if rng.random() < 0.45 else WORDS) for _ in range(12)).capitalize() + "."
+responder = keeping_responder  # varied prose, schema JSON, a judge that keeps
 
 
 @pytest.fixture
