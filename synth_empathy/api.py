@@ -19,7 +19,7 @@ import dspy
 
 from synth_empathy.config import RunConfig
 from synth_empathy.graphs.catalog import Catalog
-from synth_empathy.graphs.sampler import plan_seeds
+from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.pipeline import DialogueFilter, Run, run_generate
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.schema import Dialogue, Manifest, Seed
@@ -61,13 +61,13 @@ class Generator:
     def plan(self) -> list[Seed]:
         """The seeds this config will turn into dialogues (deterministic for config.seed)."""
         run = Run(self.config, Path("."), **self._parts())
-        return plan_seeds(run.catalog, self.config.n, self.config.seed)
+        return plan_for(run.catalog, self.config)
 
     def stream(self) -> Iterator[Dialogue]:
         """Yield each kept dialogue as soon as it is made and has passed the filters; nothing is written.
         Rejections are dropped here; use `run()` to keep them on disk."""
         run = Run(self.config, Path("."), **self._parts())
-        seeds = iter(plan_seeds(run.catalog, self.config.n, self.config.seed))
+        seeds = iter(plan_for(run.catalog, self.config))
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="stream")
         # A bounded window of seeds in flight: a consumer that stops early does not wait for the whole plan.
         inflight = {pool.submit(run.make, seed) for seed in itertools.islice(seeds, self.config.concurrency)}

@@ -137,12 +137,12 @@ def graph_stats(
     """Node and edge counts by type, and the coverage of a sampled plan."""
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, counts_by_kind
-    from synth_empathy.graphs.sampler import coverage, plan_seeds
+    from synth_empathy.graphs.sampler import coverage, plan_for
 
     cfg = load_config(config)
     catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
     nodes, edges = counts_by_kind(build_graph(catalog))
-    cov = coverage(plan_seeds(catalog, plan, cfg.seed), catalog) if plan else {}
+    cov = coverage(plan_for(catalog, cfg, plan), catalog) if plan else {}
     if as_json:
         typer.echo(json.dumps({**nodes, "edges": edges, "plan_size": plan, "coverage": cov}, indent=2))
         return

@@ -112,6 +112,23 @@ _RUNTIME_ONLY: dict[str, Any] = {
 }
 
 
+class SamplerConfig(_Section):
+    """Weights per emotion / problem type (default 1). A cell's weight is the product of its emotion's and
+    problem type's: 0 leaves the cell out, 2 visits it twice per round of the plan."""
+
+    emotion_weights: dict[str, float] = Field(default_factory=dict)
+    problem_type_weights: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> SamplerConfig:
+        for name, weights in (("emotion_weights", self.emotion_weights),
+                              ("problem_type_weights", self.problem_type_weights)):
+            bad = [k for k, w in weights.items() if w < 0]
+            if bad:
+                raise ValueError(f"{name}: weight of {bad[0]} is negative")
+        return self
+
+
 class RunConfig(_Section):
     n: int = Field(default=3, ge=1)
     seed: int = 0
@@ -122,6 +139,7 @@ class RunConfig(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     programs_dir: Path | None = None
     license: str = "CC-BY-4.0"

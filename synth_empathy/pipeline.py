@@ -41,7 +41,7 @@ from synth_empathy.filters.dedup import DedupIndex, dialogue_text
 from synth_empathy.filters.judge import judge_reasons, score_dialogue
 from synth_empathy.filters.rules import rule_violations
 from synth_empathy.graphs.catalog import Catalog, load_catalog
-from synth_empathy.graphs.sampler import plan_seeds
+from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.usage import cost_usd, metering
 from synth_empathy.programs import Programs, load_programs
@@ -354,7 +354,7 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
-    seeds = plan_seeds(run.catalog, config.n, config.seed)
+    seeds = plan_for(run.catalog, config)
     session: Counter[str] = Counter()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -87,3 +87,24 @@ def test_bad_catalog_is_refused_with_file_entry_and_reason(tmp_path, file, old, 
         load_catalog(personas, scenarios)
     assert fragment in str(err.value)
     assert path.name in str(err.value)
+
+
+def test_sampler_weights_repeat_or_leave_out_cells(shipped):
+    from synth_empathy.graphs.sampler import plan_for
+
+    cfg = load_config(None, {"n": 400, "sampler": {"emotion_weights": {"sad": 3, "joyful": 0}}})
+    seeds = plan_for(shipped, cfg)
+    emotions = [s.emotion for s in seeds]
+    assert "joyful" not in emotions
+    unweighted = [s.emotion for s in plan_seeds(shipped, 400, seed=0)]
+    assert emotions.count("sad") > 2 * unweighted.count("sad")
+
+
+def test_weights_that_leave_nothing_are_bad_input(shipped):
+    from synth_empathy.graphs.sampler import plan_for
+
+    cfg = load_config(None, {"sampler": {"problem_type_weights": {p.id: 0 for p in shipped.problem_types}}})
+    with pytest.raises(UserError, match="no \\(emotion x problem type\\) cell"):
+        plan_for(shipped, cfg)
+    with pytest.raises(UserError, match="negative"):
+        load_config(None, {"sampler": {"emotion_weights": {"sad": -1}}})

@@ -8,6 +8,8 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
+from synth_empathy.config import RunConfig
+from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.graph import plausible
 from synth_empathy.schema import Persona, Seed, Situation
@@ -31,19 +33,35 @@ def plausible_cells(catalog: Catalog) -> dict[Cell, list[Situation]]:
     return cells
 
 
-def plan_seeds(catalog: Catalog, n: int, seed: int = 0) -> list[Seed]:
-    """Deterministic for (catalog, n, seed). Cells are visited round-robin in a shuffled order, so
-    every cell is used once before any repeats; inside a cell the least-used situation wins, and
-    the persona is the least-used plausible one, which spreads personas evenly."""
+def _weighted_round(cells: dict[Cell, list[Situation]], emotion_weights: dict[str, float],
+                    problem_weights: dict[str, float]) -> list[Cell]:
+    """One round of the plan: each cell as often as its weight (rounded; at least once unless 0)."""
+    out: list[Cell] = []
+    for cell in sorted(cells):
+        weight = emotion_weights.get(cell[0], 1.0) * problem_weights.get(cell[1], 1.0)
+        if weight > 0:
+            out += [cell] * max(1, round(weight))
+    return out
+
+
+def plan_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
+               problem_type_weights: dict[str, float] | None = None) -> list[Seed]:
+    """Deterministic for (catalog, n, seed, weights). Cells are visited round-robin in a shuffled order, so
+    every cell is used once before any repeats (weights > 1 repeat a cell within a round, 0 leaves it out);
+    inside a cell the least-used situation wins, and the persona is the least-used plausible one, which
+    spreads personas evenly."""
     rng = random.Random(seed)
     cells = plausible_cells(catalog)
+    round_cells = _weighted_round(cells, emotion_weights or {}, problem_type_weights or {})
+    if not round_cells:
+        raise UserError("the sampler weights leave no (emotion x problem type) cell to sample")
     order: list[Cell] = []
     situation_uses: Counter[str] = Counter()
     persona_uses: Counter[str] = Counter()
     seeds: list[Seed] = []
     for index in range(n):
         if not order:
-            order = sorted(cells)
+            order = list(round_cells)
             rng.shuffle(order)
         emotion, problem = order.pop()
         options = cells[(emotion, problem)]
@@ -60,6 +78,12 @@ def plan_seeds(catalog: Catalog, n: int, seed: int = 0) -> list[Seed]:
             situation=situation, emotion=emotion, problem_type=problem, intensity=intensity,
         ))
     return seeds
+
+
+def plan_for(catalog: Catalog, config: RunConfig, n: int | None = None) -> list[Seed]:
+    """The plan a RunConfig describes: its n (or `n`), its seed and its sampler weights."""
+    return plan_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
+                      config.sampler.problem_type_weights)
 
 
 def normalized_entropy(values: Sequence[str], support: int | None = None) -> float:
