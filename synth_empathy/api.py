@@ -18,7 +18,7 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
-from synth_empathy.graphs.catalog import Catalog
+from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.pipeline import DialogueFilter, Run, run_generate
 from synth_empathy.programs import Programs, load_programs
@@ -60,8 +60,8 @@ class Generator:
 
     def plan(self) -> list[Seed]:
         """The seeds this config will turn into dialogues (deterministic for config.seed)."""
-        run = Run(self.config, Path("."), **self._parts())
-        return plan_for(run.catalog, self.config)
+        catalog = self.catalog or load_catalog(self.config.personas_dir, self.config.scenarios_dir)
+        return plan_for(catalog, self.config)
 
     def stream(self) -> Iterator[Dialogue]:
         """Yield each kept dialogue as soon as it is made and has passed the filters; nothing is written.

@@ -16,8 +16,8 @@ from synth_empathy.config import RunConfig
 from synth_empathy.corpus import CorpusWriter, write_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
-from synth_empathy.filters.judge import judge_reasons, score_dialogue
-from synth_empathy.filters.rules import rule_violations
+from synth_empathy.filters.judge import meets_thresholds, scored
+from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.importers import read_dataset
 from synth_empathy.lm import PlainAdapter, UsageMeter
 from synth_empathy.lm.usage import metering
@@ -44,15 +44,13 @@ def load_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue
     return result.dialogues
 
 
+def _split(outcomes: Iterable[Outcome]) -> tuple[list[Dialogue], list[Rejection]]:
+    outcomes = list(outcomes)
+    return ([o for o in outcomes if isinstance(o, Dialogue)], [o for o in outcomes if isinstance(o, Rejection)])
+
+
 def apply_rules(dialogues: Iterable[Dialogue], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
-    kept, rejected = [], []
-    for d in dialogues:
-        reasons = rule_violations(d, config.rules) if config.rules.enabled else []
-        if reasons:
-            rejected.append(Rejection(id=d.id, stage="rules", reasons=reasons, seed=d.seed, dialogue=d))
-        else:
-            kept.append(d)
-    return kept, rejected
+    return _split(rules_rejection(d, config.rules) or d for d in dialogues)
 
 
 def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, judge: Judge | None = None,
@@ -63,11 +61,7 @@ def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, j
 
     def one(d: Dialogue) -> Outcome:
         with metering(meter), dspy.context(lm=judge_lm, adapter=adapter):
-            try:
-                return d.model_copy(update={"scores": score_dialogue(d, judge, config.judge.samples)})
-            except Exception as exc:  # noqa: BLE001 - recorded, never silent
-                return Rejection(id=d.id, stage="judge", reasons=["judge_failed"], seed=d.seed, dialogue=d,
-                                 detail=f"{type(exc).__name__}: {exc}"[:500])
+            return scored(d, judge, config.judge.samples)
 
     out: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
@@ -78,19 +72,8 @@ def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, j
     return out
 
 
-def keep_by_scores(scored: list[Outcome], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
-    kept, rejected = [], []
-    for o in scored:
-        if isinstance(o, Rejection):
-            rejected.append(o)
-            continue
-        reasons = judge_reasons(o.scores, config.judge)
-        if reasons:
-            rejected.append(Rejection(id=o.id, stage="judge", reasons=reasons, seed=o.seed, dialogue=o,
-                                      detail=o.scores.rationale))
-        else:
-            kept.append(o)
-    return kept, rejected
+def keep_by_scores(outcomes: list[Outcome], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
+    return _split(meets_thresholds(o, config.judge) if isinstance(o, Dialogue) else o for o in outcomes)
 
 
 def efficient_empathy_split(dialogues: list[Dialogue], threshold: float) -> dict[str, list[Dialogue]]:
@@ -143,8 +126,8 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
     if config.dedup.enabled:
         passed, duplicates = dedup_dialogues(passed, config.dedup)
         rejected += duplicates
-    scored = judge_all(passed, config, judge_lm, meter=meter, on_done=on_done)
-    kept, low = keep_by_scores(scored, config)
+    judged = judge_all(passed, config, judge_lm, meter=meter, on_done=on_done)
+    kept, low = keep_by_scores(judged, config)
     rejected += low
     writer = CorpusWriter(out_dir)
     for d in kept:
@@ -152,10 +135,10 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
     for r in rejected:
         writer.reject(r)
     writer.close()
-    judged = [(o, o.scores) for o in scored if isinstance(o, Dialogue)]
-    sweep = threshold_sweep(judged)
+    scores = [(o, o.scores) for o in judged if isinstance(o, Dialogue)]
+    sweep = threshold_sweep(scores)
     if select is not None:
-        for name, part in efficient_empathy_split([d for d, _ in judged], select).items():
+        for name, part in efficient_empathy_split([d for d, _ in scores], select).items():
             path = out_dir / "select" / f"{name}.jsonl"
             path.parent.mkdir(exist_ok=True)
             path.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in part), encoding="utf-8")

@@ -36,10 +36,10 @@ from synth_empathy.corpus import (
     tally_records,
     write_manifest,
 )
-from synth_empathy.errors import RunError, UserError
+from synth_empathy.errors import RunError, UserError, error_detail
 from synth_empathy.filters.dedup import DedupIndex, dialogue_text
-from synth_empathy.filters.judge import judge_reasons, score_dialogue
-from synth_empathy.filters.rules import rule_violations
+from synth_empathy.filters.judge import judge_verdict
+from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
@@ -146,18 +146,16 @@ class Run:
                 conv = roleplay(seed, self.programs.seeker, self.programs.supporter, self.config.dialogue)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded rejection
                 return Rejection(id=seed.id, stage="generate", reasons=["generation_failed"],
-                                 detail=_error_detail(exc), seed=seed)
+                                 detail=error_detail(exc), seed=seed)
         dialogue = Dialogue(id=seed.id, seed=seed, turns=conv.turns, ending=conv.ending, crisis=conv.crisis,
                             provenance=Provenance(created=_now(), **self.provenance))
         return self.filter(dialogue)
 
     def filter(self, dialogue: Dialogue) -> Outcome:
         """Rules, then a dedup check against what is kept, then the judge; the dialogue is kept in every rejection."""
-        if self.config.rules.enabled:
-            violations = rule_violations(dialogue, self.config.rules)
-            if violations:
-                return Rejection(id=dialogue.id, stage="rules", reasons=violations, seed=dialogue.seed,
-                                 dialogue=dialogue)
+        rejected = rules_rejection(dialogue, self.config.rules)
+        if rejected:
+            return rejected
         for custom in self.filters:
             verdict = custom(dialogue)
             if isinstance(verdict, str):
@@ -169,16 +167,10 @@ class Run:
         if duplicate:
             return duplicate
         with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter):
-            try:
-                scores = score_dialogue(dialogue, self.programs.judge, self.config.judge.samples)
-            except Exception as exc:  # noqa: BLE001
-                return Rejection(id=dialogue.id, stage="judge", reasons=["judge_failed"],
-                                 detail=_error_detail(exc), seed=dialogue.seed, dialogue=dialogue)
-        dialogue = dialogue.model_copy(update={"scores": scores})
-        reasons = judge_reasons(scores, self.config.judge)
-        if reasons:
-            return Rejection(id=dialogue.id, stage="judge", reasons=reasons, seed=dialogue.seed, dialogue=dialogue,
-                             detail=scores.rationale)
+            verdict = judge_verdict(dialogue, self.programs.judge, self.config.judge)
+        if isinstance(verdict, Rejection):
+            return verdict
+        dialogue = verdict
         # Check again and insert under one lock: two near-duplicates judged at once must not both be kept.
         return self._duplicate_of(dialogue, insert=True) or dialogue
 
@@ -202,11 +194,6 @@ class Run:
         kind = "exact_duplicate" if match.kind == "exact" else "near_duplicate"
         return Rejection(id=dialogue.id, stage="dedup", reasons=[kind], seed=dialogue.seed, dialogue=dialogue,
                          detail=f"duplicates {match.kept_id} (Jaccard {match.jaccard:.2f})")
-
-
-def _error_detail(exc: BaseException) -> str:
-    """The error class and message of a failed call, as recorded in rejected.jsonl."""
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _price(config: RunConfig, model: ModelConfig) -> Price | None:
@@ -264,14 +251,6 @@ class _Workers:
             raise item.error
         return item
 
-    def finished(self) -> Iterator[Outcome]:
-        """Outcomes already finished, without waiting."""
-        while True:
-            try:
-                yield self.get(timeout=0)
-            except queue.Empty:
-                return
-
     def stop(self) -> None:
         self._stopping.set()
 
@@ -282,11 +261,17 @@ class OutcomeSource(Protocol):
     def get(self, timeout: float) -> Outcome:
         """The next finished outcome; queue.Empty after `timeout` seconds without one."""
 
-    def finished(self) -> Iterator[Outcome]:
-        """Outcomes already finished, without waiting."""
-
     def stop(self) -> None:
         """Start no more seeds; the ones in flight may be abandoned."""
+
+
+def already_finished(source: OutcomeSource) -> Iterator[Outcome]:
+    """The outcomes `source` has finished, without waiting for more."""
+    while True:
+        try:
+            yield source.get(timeout=0)
+        except queue.Empty:
+            return
 
 
 # Starts making `seeds` for `run` and returns where their outcomes arrive, one per seed.
@@ -361,8 +346,9 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
         write_manifest(out_dir, _manifest(run, None, RecordTally(), session, 0.0))
     writer = CorpusWriter(out_dir)
     tally = tally_records(out_dir)
-    for d in _kept_dialogues(out_dir):
-        run.index.add(d.id, dialogue_text(d, config.dedup.scope))
+    kept_before = _kept_dialogues(out_dir)
+    # One batch: the vectorized signature path, not a sketch and an array append per dialogue.
+    run.index.add_many([d.id for d in kept_before], [dialogue_text(d, config.dedup.scope) for d in kept_before])
     pending = [s for s in seeds if s.id not in tally.ids]
     write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
     if progress:
@@ -403,7 +389,7 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
             interrupted = stop.is_set()
             if interrupted:
                 workers.stop()
-                for outcome in workers.finished():  # finished before the stop: keep them
+                for outcome in already_finished(workers):  # finished before the stop: keep them
                     record(outcome)
     except KeyboardInterrupt:  # a second Ctrl-C, or run_generate called off the main thread
         interrupted = True

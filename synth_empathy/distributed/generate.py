@@ -23,7 +23,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -188,13 +188,6 @@ class RayOutcomes:
                     from item.error
             self._decode(item)
         return self._run.admit(self._ready.pop(0))
-
-    def finished(self) -> Iterator[Outcome]:
-        while True:
-            try:
-                yield self.get(timeout=0)
-            except queue.Empty:
-                return
 
     def stop(self) -> None:
         if self._stopping.is_set():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from statistics import fmean
 
 from synth_empathy.config import JudgeConfig
+from synth_empathy.errors import error_detail
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.transcript import conversation_text
-from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Scores
+from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Rejection, Scores
 
 
 def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores:
@@ -25,6 +26,31 @@ def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores
         rationale=outs[0].rationale,
         samples=samples,
     )
+
+
+def scored(dialogue: Dialogue, judge: Judge, samples: int) -> Dialogue | Rejection:
+    """The dialogue with its scores, or a `judge_failed` Rejection carrying it.
+    Call inside dspy.context(lm=<judge LM>)."""
+    try:
+        return dialogue.model_copy(update={"scores": score_dialogue(dialogue, judge, samples)})
+    except Exception as exc:  # noqa: BLE001 - a judge failure is a recorded rejection, never a pass
+        return Rejection(id=dialogue.id, stage="judge", reasons=["judge_failed"], detail=error_detail(exc),
+                         seed=dialogue.seed, dialogue=dialogue)
+
+
+def meets_thresholds(dialogue: Dialogue, config: JudgeConfig) -> Dialogue | Rejection:
+    """A scored dialogue, or a Rejection (with the scores) naming the thresholds it misses."""
+    reasons = judge_reasons(dialogue.scores, config)
+    if not reasons:
+        return dialogue
+    return Rejection(id=dialogue.id, stage="judge", reasons=reasons, seed=dialogue.seed, dialogue=dialogue,
+                     detail=dialogue.scores.rationale)
+
+
+def judge_verdict(dialogue: Dialogue, judge: Judge, config: JudgeConfig) -> Dialogue | Rejection:
+    """The judge stage: score, then the keep rule."""
+    outcome = scored(dialogue, judge, config.samples)
+    return outcome if isinstance(outcome, Rejection) else meets_thresholds(outcome, config)
 
 
 def judge_reasons(scores: Scores, config: JudgeConfig) -> list[str]:

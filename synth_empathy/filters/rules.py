@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from synth_empathy.config import RulesConfig
 from synth_empathy.programs.safety import follows_safe_pattern
-from synth_empathy.schema import Dialogue
+from synth_empathy.schema import Dialogue, Rejection
 
 _AI_LEAK = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a chatbot|openai)\b", re.IGNORECASE)
 _SPEAKER_LABEL = re.compile(r"(^|\n)\s*(seeker|supporter|listener|user|assistant|you)\s*:", re.IGNORECASE)
@@ -115,6 +115,12 @@ RULES: dict[str, Callable[[Dialogue, RulesConfig], list[str]]] = {
     for rule in (turn_count, turn_length, truncated, roles, repetition, role_leakage, placeholders, language,
                  crisis_safety)
 }
+
+
+def rules_rejection(d: Dialogue, cfg: RulesConfig) -> Rejection | None:
+    """The rules stage: a Rejection carrying the dialogue, or None when it passes (or rules are off)."""
+    reasons = rule_violations(d, cfg) if cfg.enabled else []
+    return Rejection(id=d.id, stage="rules", reasons=reasons, seed=d.seed, dialogue=d) if reasons else None
 
 
 def rule_violations(d: Dialogue, cfg: RulesConfig) -> list[str]:
