@@ -40,6 +40,9 @@ class ModelConfig(_Section):
     rate_limit_retries: int = Field(default=8, ge=0, le=100)  # per call, after a 429: the server pacing us, not failing
     backoff_s: float = Field(default=0.5, ge=0, le=60)  # first retry waits up to this (full jitter), doubling each time
     n_ctx: int = Field(default=4096, ge=512)
+    # local backend: let llama.cpp repack weights into its extra buffer types (AMX, AVX repacks of Q4_0/Q8_0/IQ4_NL).
+    # Faster prompt processing for such GGUFs; off because an AMX that a VM advertises but does not enable crashes.
+    repack: bool = False
 
 
 class Price(_Section):
@@ -108,7 +111,7 @@ class RayConfig(_Section):
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
     "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True,
-    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s"},
+    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack"},
 }
 
 

