@@ -502,6 +502,7 @@ class RecordedRequest:
     body: Any = None  # parsed JSON (dict) or None; raw text if it was not JSON
     fault: tuple | None = None
     status: int | None = None
+    usage: dict | None = None  # the usage answered, for a completion
     time: float = field(default_factory=time.time)
 
     @property
@@ -978,6 +979,7 @@ class FakeOpenAIServer:
         created = int(time.time())
         self._count("ok")
         record.status = 200
+        record.usage = usage
 
         if body.get("stream"):
             handler.send(200, self._sse(completion_id, created, model, replies, usage, body),
