@@ -21,6 +21,8 @@ from typing import Any, Literal, get_args
 
 from dspy.lm15 import Request, TextPart
 
+from synth_empathy.lm.local import grammar_schema
+
 Mode = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 CHAIN: tuple[Mode, ...] = get_args(Mode)  # the fallback order
 
@@ -58,8 +60,11 @@ def shape(request: Request, mode: Mode) -> Request:
     config = request.config
     if mode == "json_object_schema":
         # lm15's canonical json_object has no schema slot; the wire shape goes through extensions,
-        # which lm15 writes over its own `response_format` key.
-        extensions = {**(config.extensions or {}), "response_format": {"type": "json_object", "schema": schema}}
+        # which lm15 writes over its own `response_format` key. This is llama.cpp's shape, and its
+        # schema-to-grammar conversion ignores minimum/maximum: the schema goes as the in-process engine
+        # sends it, small integer ranges enumerated and free strings bounded (a subset of the same answers).
+        wire_schema = grammar_schema(schema)
+        extensions = {**(config.extensions or {}), "response_format": {"type": "json_object", "schema": wire_schema}}
         return replace(request, config=replace(config, response_format={"type": "json_object"},
                                                 extensions=extensions))
     request = _with_system_note(request, schema_instruction(schema))
