@@ -19,8 +19,10 @@ graph_app = typer.Typer(no_args_is_help=True, help="Persona and scenario graphs.
 app.add_typer(graph_app, name="graph")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML or YAML file with RunConfig settings.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="local (embedded llama.cpp) or openai.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="GGUF path (local) or model name (openai).")]
+BackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="local (embedded llama.cpp), openai (any compatible endpoint) or litellm (any provider).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="GGUF path (local), model name (openai) or provider/model (litellm).")]
 ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible endpoint URL.")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")]
@@ -47,8 +49,8 @@ def handles_errors(fn):
 
 
 def _model_overrides(backend, model, api_base, api_key_env, judge_model) -> dict[str, Any]:
-    if backend is not None and backend not in ("local", "openai"):
-        raise UserError(f"--backend must be 'local' or 'openai', not '{backend}'")
+    if backend is not None and backend not in ("local", "openai", "litellm"):
+        raise UserError(f"--backend must be 'local', 'openai' or 'litellm', not '{backend}'")
     model_cfg = {k: v for k, v in {"backend": backend, "model": model, "api_base": api_base,
                                    "api_key_env": api_key_env}.items() if v is not None}
     out: dict[str, Any] = {"model": model_cfg} if model_cfg else {}

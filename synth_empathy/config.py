@@ -26,13 +26,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ModelConfig(_Section):
-    """Which model answers. `local` runs a GGUF in process; `openai` any compatible endpoint."""
+Backend = Literal["local", "openai", "litellm"]
+StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "prompt"]
 
-    backend: Literal["local", "openai"] = "local"
-    model: str | None = None  # GGUF path (local) or model name (openai); None = embedded default
+
+class ModelConfig(_Section):
+    """Which model answers. `local` runs a GGUF in process; `openai` any compatible endpoint; `litellm` any
+    provider LiteLLM knows, named in the model (`anthropic/...`, `bedrock/...`, `groq/...`, `ollama_chat/...`)."""
+
+    backend: Backend = "local"
+    model: str | None = None  # GGUF path (local), model name (openai) or provider/model (litellm); None = embedded
     api_base: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = "OPENAI_API_KEY"  # litellm: only when set explicitly; else LiteLLM reads the provider's own
+    # How a JSON schema is sent: "auto" starts at json_schema and steps down on the first refusal naming
+    # response_format (json_object_schema, json_object, prompt); any other value forces that mode.
+    structured_output: StructuredOutput = "auto"
     temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=120, ge=16, le=8192)
     timeout_s: float = Field(default=60.0, gt=0)  # per attempt: no byte for this long and the attempt is retried
@@ -50,12 +58,13 @@ class Price(_Section):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)  # a cached prompt prefix; None = billed as input
 
 
 class JudgeConfig(_Section):
     """The judge: its own model when named (a fairer judge), else the generator's."""
 
-    backend: Literal["local", "openai"] | None = None
+    backend: Backend | None = None
     model: str | None = None
     samples: int = Field(default=1, ge=1, le=10)
     min_sensibility: float = Field(default=6.0, ge=0, le=10)
@@ -111,7 +120,8 @@ class RayConfig(_Section):
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
     "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True,
-    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack"},
+    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack",
+              "structured_output"},
 }
 
 

@@ -42,7 +42,15 @@ from synth_empathy.filters.judge import judge_verdict
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
-from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
+from synth_empathy.lm import (
+    AdaptiveLimiter,
+    Cancelled,
+    PlainAdapter,
+    UsageMeter,
+    build_lm,
+    model_label,
+    structured_output_mode,
+)
 from synth_empathy.lm.usage import cost_usd, metering
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.progress import Progress
@@ -90,7 +98,11 @@ def judge_model_config(config: RunConfig) -> ModelConfig:
 
 def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
     # LMs that call one endpoint share its rate limit, whatever model they name.
-    return (config.backend, config.api_base) if config.backend == "openai" else (config.backend, config.model)
+    if config.backend == "local":
+        return config.backend, config.model
+    if config.backend == "litellm" and not config.api_base:
+        return config.backend, (config.model or "").split("/", 1)[0]  # the provider's own service
+    return config.backend, config.api_base
 
 
 class Run:
@@ -424,6 +436,7 @@ def _merged_usage(run: Run, previous: Manifest | None) -> dict[str, StageUsage]:
         mine = usage.setdefault(stage, StageUsage(p50_s=before.p50_s, p95_s=before.p95_s))
         mine.calls += before.calls
         mine.input_tokens += before.input_tokens
+        mine.cached_input_tokens += before.cached_input_tokens
         mine.output_tokens += before.output_tokens
         mine.retries += before.retries
         if mine.p50_s is None:
@@ -445,6 +458,8 @@ def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: 
         config_fingerprint=run.fingerprint,
         versions=_versions(),
         models={"generator": run.provenance["generator_model"], "judge": run.provenance["judge_model"]},
+        structured_output={"generator": structured_output_mode(run.config.model),
+                           "judge": structured_output_mode(judge_model_config(run.config))},
         counts={"planned": run.config.n, "kept": tally.kept, "rejected": tally.rejected,
                 "this_run": session["kept"] + session["rejected"]},
         rejection_reasons=dict(sorted(tally.reasons.items())),

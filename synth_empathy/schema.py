@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 AgeBand = Literal["13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
@@ -232,12 +232,19 @@ class Rejection(_Strict):
 
 class StageUsage(BaseModel):
     calls: int = 0
-    input_tokens: int = 0
+    input_tokens: int = 0  # every prompt token, the cached ones included
+    cached_input_tokens: int = 0  # of those, read from the provider's prompt cache (billed at `cached_input`)
     output_tokens: int = 0
     retries: int = 0
     p50_s: float | None = None  # latency of one LM call as the dialogue waited for it, retries included
     p95_s: float | None = None
     cost_usd: float | None = None  # None: no price set for the model, so unknown
+
+    @computed_field
+    @property
+    def cached_share(self) -> float | None:
+        """The share of input tokens that came from the prompt cache; None before any input."""
+        return round(self.cached_input_tokens / self.input_tokens, 4) if self.input_tokens else None
 
 
 class Manifest(BaseModel):
@@ -246,6 +253,9 @@ class Manifest(BaseModel):
     config_fingerprint: str
     versions: dict[str, str]
     models: dict[str, str | None]
+    # How each role's structured answers reached its model: grammar, json_schema, json_object_schema, json_object
+    # or prompt (see synth_empathy.lm.structured); empty in manifests written before it was recorded.
+    structured_output: dict[str, str] = Field(default_factory=dict)
     counts: dict[str, int]
     rejection_reasons: dict[str, int]
     usage: dict[str, StageUsage]

@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAIServer
 
+from synth_empathy.lm.endpoint import forget_endpoints
+
+
+@pytest.fixture(autouse=True)
+def _fresh_endpoints() -> Iterator[None]:
+    """Each test learns its endpoints anew: a fake server's port may be reused by a later test's server."""
+    forget_endpoints()
+    yield
+    forget_endpoints()
+
 
 @pytest.fixture
 def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:

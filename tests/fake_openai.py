@@ -34,6 +34,7 @@ Faults (applied to chat-completion requests only; GET /models never consumes one
 
         ("status", 429, {"Retry-After": "1"})   # any status, optional extra headers
         ("status", 500)
+        ("status", 500, {}, "worker crashed")    # ... and an error message of its own
         ("malformed",)                           # 200, content-type JSON, body not JSON
         ("hang", seconds)                        # sleep, then answer normally
         None                                     # explicit "no fault" for this request
@@ -45,6 +46,20 @@ Faults (applied to chat-completion requests only; GET /models never consumes one
     server.rate_retry_after`` (default "0") and hangs last ``server.rate_hang_s``.
     ``server.latency_s`` is slept before every answer (faults included).
     Hangs and latency end early when the server stops.
+
+Quirks (``server.quirks``, a set; how servers nobody here wrote behave)
+    ``"json_schema_400"``  a ``json_schema`` response_format gets 400 "response_format of type
+                           json_schema is not supported with this model" (hosted providers);
+    ``"json_schema_500"``  any response_format but ``text``/``json_object`` gets the 500 that
+                           llama-cpp-python's server answers (a pydantic error naming response_format);
+    ``"no_response_format"`` any response_format at all gets a 400 naming it;
+    ``"schema_ignored"``   response_format is accepted and dropped: the reply follows only the prompt;
+    ``"max_completion_tokens_ignored"`` only ``max_tokens`` caps the reply (in words, finish_reason
+                           "length"), as on llama-cpp-python's server; ``max_completion_tokens`` does nothing;
+    ``"cached_prefix"``    usage reports ``prompt_tokens_details.cached_tokens``: the words that open
+                           this prompt the way an earlier prompt opened (a provider's prompt cache).
+    A reply "follows the prompt" like a model would: a JSON schema written in a message gets JSON
+    that fits it (see :func:`prompt_schema`).
 
 Recording
     ``server.requests`` is a list of :class:`RecordedRequest` (method, path,
@@ -83,6 +98,7 @@ __all__ = [
     "chat_adapter_reply",
     "default_responder",
     "extract_schema",
+    "prompt_schema",
     "schema_example",
 ]
 
@@ -338,14 +354,35 @@ def _object_example(schema: Mapping[str, Any], root: Mapping[str, Any], depth: i
 # --------------------------------------------------------------------------- responders
 
 
+def prompt_schema(body: Mapping[str, Any]) -> dict | None:
+    """The last JSON schema (an object with ``properties``) written in the request's messages, or None."""
+    decoder = json.JSONDecoder()
+    for message in reversed(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if not isinstance(content, str):
+            continue
+        found = None
+        for start in (i for i, ch in enumerate(content) if ch == "{"):
+            try:
+                value, _ = decoder.raw_decode(content, start)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and isinstance(value.get("properties"), dict):
+                found = value
+        if found is not None:
+            return found
+    return None
+
+
 def default_responder(body: dict) -> str:
-    """Schema-valid JSON for a ``response_format`` with a schema, otherwise :data:`DEFAULT_TEXT`.
+    """Schema-valid JSON for a ``response_format`` with a schema (or a schema written in the prompt),
+    otherwise :data:`DEFAULT_TEXT`.
 
     ``{"type": "json_object"}`` without a schema gets ``{"response": DEFAULT_TEXT}``
     so that it is at least a JSON object.
     """
     response_format = body.get("response_format")
-    schema = extract_schema(response_format)
+    schema = extract_schema(response_format) or prompt_schema(body)
     if schema is not None:
         return json.dumps(schema_example(schema))
     if isinstance(response_format, Mapping) and response_format.get("type") == "json_object":
@@ -418,6 +455,40 @@ class ScriptedResponder:
         return result
 
 
+# --------------------------------------------------------------------------- quirks
+
+QUIRKS = frozenset({"json_schema_400", "json_schema_500", "no_response_format", "schema_ignored",
+                    "max_completion_tokens_ignored", "cached_prefix"})
+JSON_SCHEMA_400 = "response_format of type json_schema is not supported with this model"
+# What llama-cpp-python 0.3.36's server answers (HTTP 500) to response_format {"type": "json_schema", ...}.
+LLAMA_CPP_500 = ("1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                 "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
+                 "'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", "
+                 "line 376, in create_chat_completion\n    POST /v1/chat/completions")
+
+
+def _quirk_refusal(quirks: set[str], response_format: Any) -> tuple[int, str] | None:
+    if not isinstance(response_format, Mapping):
+        return None
+    kind = response_format.get("type")
+    if "no_response_format" in quirks and kind != "text":
+        return 400, f"Unrecognized request argument supplied: response_format (type {kind})"
+    if "json_schema_400" in quirks and kind == "json_schema":
+        return 400, JSON_SCHEMA_400
+    if "json_schema_500" in quirks and kind not in ("text", "json_object"):
+        return 500, LLAMA_CPP_500
+    return None
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 # --------------------------------------------------------------------------- recording
 
 
@@ -431,6 +502,7 @@ class RecordedRequest:
     body: Any = None  # parsed JSON (dict) or None; raw text if it was not JSON
     fault: tuple | None = None
     status: int | None = None
+    usage: dict | None = None  # the usage answered, for a completion
     time: float = field(default_factory=time.time)
 
     @property
@@ -479,10 +551,12 @@ def _validate_fault(fault: Any) -> tuple | None:
     fault = tuple(fault)
     kind = fault[0]
     if kind == "status":
-        if len(fault) not in (2, 3) or not isinstance(fault[1], int) or not 100 <= fault[1] <= 599:
-            raise ValueError(f"invalid status fault {fault!r}; use ('status', code[, headers])")
-        if len(fault) == 3 and not isinstance(fault[2], Mapping):
+        if len(fault) not in (2, 3, 4) or not isinstance(fault[1], int) or not 100 <= fault[1] <= 599:
+            raise ValueError(f"invalid status fault {fault!r}; use ('status', code[, headers[, message]])")
+        if len(fault) >= 3 and not isinstance(fault[2], Mapping):
             raise ValueError(f"status fault headers must be a dict: {fault!r}")
+        if len(fault) == 4 and not isinstance(fault[3], str):
+            raise ValueError(f"status fault message must be a str: {fault!r}")
         return fault
     if kind == "malformed" and len(fault) == 1:
         return fault
@@ -577,6 +651,7 @@ class FakeOpenAIServer:
         seed: seed of the fault RNG (``server.rng``).
         faults: initial fault queue.
         rate_hang_s / rate_retry_after: duration of probabilistic hangs / Retry-After of probabilistic 429s.
+        quirks: names from :data:`QUIRKS` (see the module docstring).
     """
 
     def __init__(
@@ -590,6 +665,7 @@ class FakeOpenAIServer:
         faults: Iterable[tuple | None] = (),
         rate_hang_s: float = 5.0,
         rate_retry_after: str | None = "0",
+        quirks: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -601,6 +677,8 @@ class FakeOpenAIServer:
         self.rng = random.Random(seed)
         self.rate_hang_s = rate_hang_s
         self.rate_retry_after = rate_retry_after
+        self.quirks: set[str] = set(quirks)
+        self._prompts: list[list[str]] = []  # earlier prompts' words, for "cached_prefix"
         self.host = host
         self._requested_port = port
         self._faults: collections.deque = collections.deque(_validate_fault(f) for f in faults)
@@ -694,6 +772,7 @@ class FakeOpenAIServer:
             self.errors.clear()
             self.counters.clear()
             self._faults.clear()
+            self._prompts.clear()
             self.rng = random.Random(self.seed)
 
     @property
@@ -746,10 +825,17 @@ class FakeOpenAIServer:
                 return ("status", code)
         return None
 
+    def _cached_words(self, body: Mapping[str, Any]) -> int:
+        words = " ".join(str(m.get("content")) for m in body.get("messages") or [] if isinstance(m, Mapping)).split()
+        with self._lock:
+            cached = max((_common_prefix(words, earlier) for earlier in self._prompts), default=0)
+            self._prompts.append(words)
+        return cached
+
     def _error(self, handler: _Handler, record: RecordedRequest, status: int, message: str,
-               kind: str, headers: Mapping[str, str] | None = None) -> None:
+               kind: str, headers: Mapping[str, str] | None = None, param: str | None = None) -> None:
         code = {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "not_found"}.get(status, None)
-        payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        payload = {"error": {"message": message, "type": kind, "param": param, "code": code}}
         record.status = status
         handler.send(status, json.dumps(payload).encode(), "application/json", headers)
 
@@ -812,13 +898,14 @@ class FakeOpenAIServer:
         if fault is not None and fault[0] == "status":
             status = fault[1]
             self._count(f"status_{status}")
-            extra = dict(fault[2]) if len(fault) == 3 else {}
+            extra = dict(fault[2]) if len(fault) >= 3 else {}
             kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
             try:
                 phrase = HTTPStatus(status).phrase
             except ValueError:
                 phrase = "Error"
-            self._error(handler, record, status, f"fake {status} {phrase}", kind, extra)
+            message = fault[3] if len(fault) == 4 else f"fake {status} {phrase}"
+            self._error(handler, record, status, message, kind, extra)
             return
         if fault is not None and fault[0] == "malformed":
             self._count("malformed")
@@ -843,6 +930,22 @@ class FakeOpenAIServer:
             self._error(handler, record, 400, "'messages' is a required property", "invalid_request_error")
             return
 
+        unknown = self.quirks - QUIRKS
+        if unknown:
+            self.errors.append(ValueError(f"unknown quirks {sorted(unknown)}; known: {sorted(QUIRKS)}"))
+            self._count("responder_error")
+            self._error(handler, record, 500, f"fake server: unknown quirks {sorted(unknown)}", "server_error")
+            return
+        refusal = _quirk_refusal(self.quirks, body.get("response_format"))
+        if refusal is not None:
+            status, message = refusal
+            self._count(f"status_{status}", "quirk_refusal")
+            kind = "internal_server_error" if status >= 500 else "invalid_request_error"
+            self._error(handler, record, status, message, kind, param="response_format")
+            return
+        if "schema_ignored" in self.quirks:
+            body = {k: v for k, v in body.items() if k != "response_format"}
+
         n = body.get("n") or 1
         n = n if isinstance(n, int) and 1 <= n <= 16 else 1
         try:
@@ -861,13 +964,22 @@ class FakeOpenAIServer:
             self._seq += 1
             completion_id = f"chatcmpl-fake{self._seq:06d}"
         model = body.get("model") or self.model
+        finish = "stop"
+        cap = body.get("max_tokens")
+        if "max_completion_tokens_ignored" in self.quirks and isinstance(cap, int):
+            if any(_words(r) > cap for r in replies):
+                replies = [" ".join(r.split()[:cap]) for r in replies]
+                finish = "length"
         prompt_tokens = count_prompt_tokens(body)
         completion_tokens = sum(_words(r) for r in replies)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
+        if "cached_prefix" in self.quirks:
+            usage["prompt_tokens_details"] = {"cached_tokens": self._cached_words(body)}
         created = int(time.time())
         self._count("ok")
         record.status = 200
+        record.usage = usage
 
         if body.get("stream"):
             handler.send(200, self._sse(completion_id, created, model, replies, usage, body),
@@ -884,7 +996,7 @@ class FakeOpenAIServer:
                     "index": i,
                     "message": {"role": "assistant", "content": reply, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
                 for i, reply in enumerate(replies)
             ],
@@ -930,7 +1042,7 @@ def judge_keeps(body: dict) -> str:
 def keeping_responder(body: dict) -> str:
     """A whole run's worth of answers: varied English prose (so rules and dedup keep it, the same for the
     same request in any process), schema JSON for structured calls, and a judge that keeps."""
-    if "response_format" in body:
+    if extract_schema(body.get("response_format")) or prompt_schema(body):
         return judge_keeps(body)
     rng = random.Random(zlib.crc32(json.dumps(body["messages"]).encode()))
     words = [rng.choice(_GLUE if rng.random() < 0.45 else _PROSE_WORDS) for _ in range(14)]

@@ -27,7 +27,7 @@ def _one_sentence_error(result, code: int, fragment: str) -> None:
 
 def test_unknown_backend_is_bad_input(tmp_path):
     result = runner.invoke(app, ["generate", "-n", "1", "--out", str(tmp_path / "o"), "--backend", "azure"])
-    _one_sentence_error(result, 2, "--backend must be 'local' or 'openai'")
+    _one_sentence_error(result, 2, "--backend must be 'local', 'openai' or 'litellm'")
 
 
 def test_missing_api_key_is_bad_input(tmp_path, monkeypatch):

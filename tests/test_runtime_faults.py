@@ -93,10 +93,25 @@ def test_a_malformed_200_body_is_retried(server):
 
 
 def test_retries_have_a_budget_and_then_the_error_surfaces(server):
-    server.add_faults(*[("status", 500)] * 3)
+    server.add_faults(*[("status", 503)] * 3)
     with pytest.raises(dspy.utils.exceptions.LMServerError):
         ask(build_lm(model_config(server, retries=2)))
-    assert statuses(server) == [500, 500, 500]
+    assert statuses(server) == [503, 503, 503]
+
+
+def test_a_500_that_repeats_word_for_word_ends_the_call_without_spending_the_budget(server):
+    server.add_faults(*[("status", 500, {}, "failed to load the chat template")] * 4)
+    meter = UsageMeter()
+    with pytest.raises(dspy.utils.exceptions.LMServerError, match="chat template"):
+        ask(build_lm(model_config(server, retries=3)), meter)
+    assert statuses(server) == [500, 500]
+    assert meter.snapshot()["seeker"].retries == 1
+
+
+def test_500s_that_differ_keep_the_whole_retry_budget(server):
+    server.add_faults(*[("status", 500, {}, f"worker {i} crashed") for i in range(3)])
+    ask(build_lm(model_config(server, retries=3)))
+    assert statuses(server) == [500, 500, 500, 200]
 
 
 def test_a_bad_request_is_not_retried(server):

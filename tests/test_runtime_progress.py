@@ -48,6 +48,22 @@ def test_a_priced_judge_alone_gives_its_stage_a_cost_but_the_run_none(server, tm
     assert manifest.cost_usd is None
 
 
+def test_cached_prompt_tokens_are_counted_per_stage_and_priced_at_their_own_rate(server, tmp_path):
+    server.quirks = {"cached_prefix"}  # the fake reports the words a prompt shares with an earlier one
+    price = {"input": 2.0, "cached_input": 0.5, "output": 4.0}
+    manifest = run_generate(run_config(server, 3, {"prices": {"m": price}}), tmp_path / "out")
+    reported = sum(r.usage["prompt_tokens_details"]["cached_tokens"] for r in server.chat_requests if r.usage)
+    usage = manifest.usage
+    assert sum(u.cached_input_tokens for u in usage.values()) == reported > 0
+    for u in usage.values():
+        assert 0 <= u.cached_input_tokens <= u.input_tokens
+        assert u.cached_share == round(u.cached_input_tokens / u.input_tokens, 4)
+        fresh = u.input_tokens - u.cached_input_tokens
+        assert u.cost_usd == round((fresh * 2.0 + u.cached_input_tokens * 0.5 + u.output_tokens * 4.0) / 1e6, 6)
+    # Every judge prompt opens with the same instructions: most of it is a cached prefix after the first.
+    assert usage["judge"].cached_share > 0.3
+
+
 def test_resumed_runs_add_up_their_usage(tmp_path):
     first = scripted_run(tmp_path, 2)
     second = scripted_run(tmp_path, 3)

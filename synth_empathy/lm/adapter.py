@@ -6,7 +6,11 @@ that; a 135M model echoes the markers instead of writing a reply. So:
 * a signature whose only output is one `str` field gets a plain-text answer: the whole
   completion is that field;
 * any other signature gets `response_format` with the JSON schema of its output fields,
-  which the local engine turns into a grammar and OpenAI-compatible servers enforce.
+  which the local engine turns into a grammar and OpenAI-compatible servers enforce (an endpoint
+  that takes no schema gets it in the prompt instead: see `structured.py`).
+
+A structured answer is parsed and validated with pydantic; one that does not fit is shown to the
+model with the error and the schema, once, and the second answer stands or fails.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json_repair
 import pydantic
 from dspy.adapters.base import Adapter
 from dspy.adapters.utils import format_field_value
+from dspy.clients._deprecation import adapter_message_call
 from dspy.signatures.signature import Signature
 from dspy.utils.exceptions import AdapterParseError
 
@@ -76,14 +81,48 @@ def clean_prose(text: str) -> str:
     return text
 
 
+def _reason(error: AdapterParseError) -> str:
+    cause = error.__cause__
+    if isinstance(cause, pydantic.ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in cause.errors())
+    return str(cause) if cause else "it is empty"
+
+
 class PlainAdapter(Adapter):
     """Formats inputs as labelled plain text and parses prose or schema-forced JSON."""
 
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
-        return super().__call__(lm, self._with_format(lm_kwargs, signature), signature, demos, inputs)
+        lm_kwargs = self._with_format(lm_kwargs, signature)
+        try:
+            return super().__call__(lm, lm_kwargs, signature, demos, inputs)
+        except AdapterParseError as exc:
+            if is_prose(signature):
+                raise
+            messages = self._corrective_messages(signature, demos, inputs, exc)
+            with adapter_message_call(lm, messages):
+                outputs = lm(messages=messages, **lm_kwargs)
+            return self._call_postprocess(signature, signature, outputs, lm, lm_kwargs)
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
-        return await super().acall(lm, self._with_format(lm_kwargs, signature), signature, demos, inputs)
+        lm_kwargs = self._with_format(lm_kwargs, signature)
+        try:
+            return await super().acall(lm, lm_kwargs, signature, demos, inputs)
+        except AdapterParseError as exc:
+            if is_prose(signature):
+                raise
+            messages = self._corrective_messages(signature, demos, inputs, exc)
+            with adapter_message_call(lm, messages):
+                outputs = await lm.acall(messages=messages, **lm_kwargs)
+            return self._call_postprocess(signature, signature, outputs, lm, lm_kwargs)
+
+    def _corrective_messages(self, signature, demos, inputs, error: AdapterParseError) -> list[dict[str, str]]:
+        """The first request, the answer that did not fit, and what was wrong with it."""
+        correction = (f"That answer does not fit: {_reason(error)}. Answer again with only a JSON object, no other "
+                      f"text, that validates against this JSON schema:\n"
+                      f"{json.dumps(output_schema(signature), ensure_ascii=False)}")
+        return [*self.format(signature, demos, inputs),
+                {"role": "assistant", "content": error.lm_response or ""},
+                {"role": "user", "content": correction}]
 
     @staticmethod
     def _with_format(lm_kwargs: dict[str, Any], signature: type[Signature]) -> dict[str, Any]:

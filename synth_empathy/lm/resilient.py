@@ -1,6 +1,10 @@
 """ResilientEngine: a dspy engine around another that bounds calls in flight, retries transient failures
 with jittered exponential back-off, and reports retries and latency per pipeline stage.
 
+A failure that comes back with the same body on the retry is taken for what it is, an answer to this
+request, and ends the call (llama.cpp's server answers a request it cannot serve with a 500, the same
+500 every time). Overload statuses (502, 503, 504, 529), 429s and timeouts keep their whole budget.
+
 The LMs built on it have dspy's own retries off (`num_retries=0`): dspy backs off without jitter (so
 parallel dialogues retry in lockstep), its attempts are invisible to the limiter and the meter, and it
 does not retry a malformed 200 body. One retry loop, here, owns all of that.
@@ -22,6 +26,9 @@ from synth_empathy.lm.usage import record_latency, record_retry
 MAX_BACKOFF_S = 30.0
 Failure = Literal["throttled", "transient"]
 
+# A gateway or an overloaded server answers the same words however often it is asked: no signal there.
+OVERLOAD_STATUSES = frozenset({502, 503, 504, 529})
+
 _TRANSIENT = (lm15.ServerError, lm15.TimeoutError, lm15.TransportError, lm15.LockTimeoutError,
               dspy_errors.LMServerError, dspy_errors.LMTimeoutError, dspy_errors.LMTransportError)
 
@@ -38,6 +45,16 @@ def failure_kind(exc: BaseException) -> Failure | None:
     if type(exc) in (lm15.ProviderError, dspy_errors.LMProviderError) and status is not None and 200 <= status < 300:
         return "transient"
     return None
+
+
+def repeat_signature(exc: BaseException) -> tuple | None:
+    """What makes two failures "the same answer" (class, status, message), or None when a repeat says nothing:
+    no body to compare (timeouts, connection errors) or an overload status."""
+    status = getattr(exc, "status", None)
+    message = getattr(exc, "message", None)
+    if status is None or status in OVERLOAD_STATUSES or not message:
+        return None
+    return type(exc).__name__, status, str(message)
 
 
 def backoff_s(attempt: int, base_s: float, retry_after: float | None = None,
@@ -81,6 +98,7 @@ class ResilientEngine:
     def complete(self, request: Request) -> Response:
         started = time.perf_counter()
         failed = {"throttled": 0, "transient": 0}
+        last: tuple | None = None
         while True:
             epoch = self.limiter.acquire() if self.limiter else 0
             try:
@@ -92,8 +110,10 @@ class ResilientEngine:
                 if self.limiter:
                     self.limiter.release(epoch, throttled=kind == "throttled", pause_s=delay)
                 budget = self.rate_limit_retries if kind == "throttled" else self.retries
-                if kind is None or failed[kind] >= budget:
+                signature = repeat_signature(exc) if kind == "transient" else None
+                if kind is None or failed[kind] >= budget or (signature is not None and signature == last):
                     raise
+                last = signature
                 failed[kind] += 1
                 record_retry()
                 if self.limiter:

@@ -1,4 +1,5 @@
-"""Accounting per pipeline stage (seeker, supporter, critique, revise, judge): calls, tokens, retries, latency, cost."""
+"""Accounting per pipeline stage (seeker, supporter, critique, revise, judge): calls, tokens (cached input apart),
+retries, latency, cost."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from synth_empathy.schema import StageUsage
 UNSTAGED = "other"  # calls made outside any `stage()` block
 
 
-def _tokens(entry: dict) -> tuple[int, int]:
+def _tokens(entry: dict) -> tuple[int, int, int]:
+    """(input, cached input, output) tokens of one usage entry; OpenAI's prompt_tokens include the cached ones."""
     inp = entry.get("prompt_tokens", entry.get("input_tokens")) or 0
     out = entry.get("completion_tokens", entry.get("output_tokens")) or 0
-    return int(inp), int(out)
+    cached = (entry.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return int(inp), int(cached), int(out)
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -31,10 +34,14 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def cost_usd(usage: StageUsage, price: Price | None) -> float | None:
-    """The cost of a stage's tokens at `price`; None when the price is unknown."""
+    """The cost of a stage's tokens at `price`; None when the price is unknown. Cached input tokens cost
+    `price.cached_input` when it is set, else the full input price."""
     if price is None:
         return None
-    return round((usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6, 6)
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    fresh = usage.input_tokens - usage.cached_input_tokens
+    dollars = fresh * price.input + usage.cached_input_tokens * cached_rate + usage.output_tokens * price.output
+    return round(dollars / 1e6, 6)
 
 
 class UsageMeter:
@@ -62,8 +69,9 @@ class UsageMeter:
                     usage = self.stages.setdefault(name, StageUsage())
                     usage.calls += len(entries)
                     for entry in entries:
-                        inp, out = _tokens(entry)
+                        inp, cached, out = _tokens(entry)
                         usage.input_tokens += inp
+                        usage.cached_input_tokens += cached
                         usage.output_tokens += out
 
     def add_latency(self, stage: str, seconds: float) -> None:
@@ -84,6 +92,7 @@ class UsageMeter:
             return StageUsage(
                 calls=sum(s.calls for s in self.stages.values()),
                 input_tokens=sum(s.input_tokens for s in self.stages.values()),
+                cached_input_tokens=sum(s.cached_input_tokens for s in self.stages.values()),
                 output_tokens=sum(s.output_tokens for s in self.stages.values()),
                 retries=sum(s.retries for s in self.stages.values()),
             )
