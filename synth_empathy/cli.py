@@ -447,6 +447,31 @@ def stats_cmd(
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
 
 
+@app.command("review")
+@handles_errors
+def review_cmd(
+    corpus: Annotated[Path, typer.Argument(help="An output folder (dialogues.jsonl, rejected.jsonl).")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8765,
+    reviewer: Annotated[str | None, typer.Option(
+        "--reviewer", help="Your name on the labels (default: your login).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random slice of the review order.")] = 0,
+) -> None:
+    """A local review app: rate, keep/reject and edit dialogues; labels go to DIR/labels.jsonl."""
+    import getpass
+
+    from synth_empathy.review.app import create_app, serve_app
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, not {port}")
+    name = (reviewer if reviewer is not None else getpass.getuser()).strip()
+    if not name:
+        raise UserError("--reviewer must not be empty")
+    review_app = create_app(corpus, name, seed)
+    typer.echo(f"reviewing {corpus} as {name} on http://127.0.0.1:{port}/ (Ctrl+C stops; labels -> "
+               f"{corpus / 'labels.jsonl'})")
+    serve_app(review_app, port)
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 
