@@ -472,6 +472,40 @@ def review_cmd(
     serve_app(review_app, port)
 
 
+@app.command("calibrate")
+@handles_errors
+def calibrate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="An output folder with labels.jsonl (from `review`).")],
+    write_config: Annotated[Path | None, typer.Option(
+        "--write-config", help="Write the proposed keep thresholds into this TOML/YAML config.")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the intervals.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Judge vs human labels: kappa, Spearman, keep accuracy, inter-reviewer agreement, proposed thresholds."""
+    from synth_empathy.card import write_card
+    from synth_empathy.human_agreement import format_text
+    from synth_empathy.review.calibrate import human_agreement_for, record_agreement, write_thresholds
+
+    if resamples < 0:
+        raise UserError(f"--resamples must be 0 or more, not {resamples}")
+    figures = human_agreement_for(corpus, resamples=resamples, seed=seed)
+    manifest = record_agreement(corpus, figures)
+    if manifest is not None:
+        write_card(corpus, manifest)
+    proposed = figures["proposed_thresholds"]
+    if write_config is not None:
+        if proposed is None:
+            raise UserError("no labelled dialogue carries judge scores, so there are no thresholds to write")
+        write_thresholds(write_config, proposed["min_sensibility"], proposed["min_rationality"])
+    typer.echo(json.dumps(figures, indent=2) if as_json else format_text(figures))
+    if manifest is None:
+        typer.echo(f"{corpus} has no manifest.json, so the figures were not recorded", err=True)
+    if write_config is not None:
+        typer.echo(f"keep thresholds -> {write_config} [judge] min_sensibility = {proposed['min_sensibility']:g}, "
+                   f"min_rationality = {proposed['min_rationality']:g}", err=True)
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 

@@ -13,8 +13,9 @@ from review_corpus import label, make_review_corpus
 
 from synth_empathy.corpus import KEPT
 from synth_empathy.errors import UserError
+from synth_empathy.filters.calibration import latest_labels
 from synth_empathy.review.items import ReviewItem, keep_thresholds, load_items
-from synth_empathy.review.labels import LABELS, LabelStore, latest_labels, read_labels
+from synth_empathy.review.labels import LABELS, LabelStore, read_labels
 from synth_empathy.review.order import review_order
 from synth_empathy.schema import Scores
 

@@ -21,8 +21,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from synth_empathy.errors import UserError
+from synth_empathy.filters.calibration import latest_labels
 from synth_empathy.review.items import ReviewItem, keep_thresholds, load_items
-from synth_empathy.review.labels import LabelStore, latest_labels, now
+from synth_empathy.review.labels import LabelStore, now
 from synth_empathy.review.order import review_order
 from synth_empathy.schema import FAILURE_MECHANISMS, Label
 

@@ -1,7 +1,7 @@
 """DIR/labels.jsonl: human labels appended one JSON line each, crash-safe, several reviewers per dialogue.
 
 A label is never rewritten: a reviewer who labels a dialogue again appends a new line, and the last one wins
-(`latest_labels`). The corpus files are only ever read.
+(`filters.calibration.latest_labels`). The corpus files are only ever read.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,16 +44,6 @@ def read_labels(path: Path) -> list[Label]:
             loc = ".".join(str(p) for p in err["loc"])
             raise UserError(f"{path} record {i} is not a label: {loc}: {err['msg']}") from exc
     return out
-
-
-def latest_labels(labels: Iterable[Label]) -> list[Label]:
-    """The last label of each (dialogue, reviewer): a relabel replaces the reviewer's earlier verdict."""
-    latest: dict[tuple[str, str], Label] = {}
-    for label in labels:
-        key = (label.dialogue_id, label.reviewer)
-        latest.pop(key, None)  # re-inserted, so the order is that of each verdict's last word
-        latest[key] = label
-    return list(latest.values())
 
 
 class LabelStore:
