@@ -322,7 +322,7 @@ def judge_cmd(
 @handles_errors
 def judge_eval_cmd(
     files: Annotated[list[Path], typer.Argument(help="EPITOME CSVs (one per mechanism) or JSONL files.")],
-    fmt: Annotated[str, typer.Option("--format", help="epitome or jsonl.")] = "epitome",
+    fmt: Annotated[str, typer.Option("--format", help="epitome, jsonl, or labels (DIR/labels.jsonl).")] = "epitome",
     mechanism: Annotated[str | None, typer.Option("--mechanism", help="er, ip or ex (else from the name).")] = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
@@ -332,7 +332,20 @@ def judge_eval_cmd(
     judge_model: JudgeModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism."""
+    """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism.
+    --format labels reads DIR/labels.jsonl from `review` with the recorded judge scores of DIR (no model call):
+    the same figures as `calibrate DIR`."""
+    if fmt == "labels":
+        from synth_empathy.human_agreement import format_text
+        from synth_empathy.review.calibrate import human_agreement_for
+        from synth_empathy.review.labels import read_labels
+
+        for f in files:
+            if not f.is_file():
+                raise UserError(f"{f} does not exist")
+            figures = human_agreement_for(f.parent, labels=read_labels(f))
+            typer.echo(json.dumps(figures, indent=2) if as_json else f"{f}\n{format_text(figures)}")
+        return
     import dspy
 
     from synth_empathy.filters.judge_eval import evaluate, read_labelled
@@ -396,7 +409,7 @@ def optimize_cmd(
 @handles_errors
 def export_cmd(
     corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
-    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt or hf.")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf or dpo.")],
     out: Annotated[Path, typer.Option("--out", help="Output file (openai, sharegpt) or folder (hf).")],
     min_sensibility: Annotated[float | None, typer.Option("--min-sensibility")] = None,
     min_rationality: Annotated[float | None, typer.Option("--min-rationality")] = None,
@@ -411,7 +424,7 @@ def export_cmd(
     private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
-    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, or a Hugging Face dataset."""
+    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
     from synth_empathy.exports import build_filter, export_corpus
 
     flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,

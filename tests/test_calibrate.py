@@ -149,3 +149,13 @@ def test_calibrate_refuses_a_folder_without_labels_and_foreign_labels(tmp_path):
     LabelStore(corpus).append(label("not-here"))
     result = CliRunner().invoke(app, ["calibrate", str(corpus)])
     assert result.exit_code == 2 and "does not hold" in result.output
+
+
+def test_judge_eval_with_labels_gives_the_same_figures_as_calibrate(tmp_path):
+    corpus = _labelled_corpus(tmp_path)
+    calibrated = json.loads(CliRunner().invoke(app, ["calibrate", str(corpus), "--json"]).output)
+    result = CliRunner().invoke(app, ["judge-eval", str(corpus / "labels.jsonl"), "--format", "labels", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.output)
+    assert {k: v for k, v in evaluated.items() if k != "computed"} == {
+        k: v for k, v in calibrated.items() if k != "computed"}
