@@ -382,8 +382,11 @@ def optimize_cmd(
     api_base: ApiBaseOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     judge_model: JudgeModelOpt = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="Human labels (default: labels.jsonl next to the trainset, if there is one).")] = None,
 ) -> None:
-    """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
+    """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it.
+    Human labels from `review` override the judge where they exist (see optimize.trainset)."""
     import dspy
 
     from synth_empathy.filtering import load_dialogues
@@ -398,11 +401,17 @@ def optimize_cmd(
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     programs = load_programs(cfg.dialogue.critique_rounds, cfg.programs_dir)
-    examples = examples_of(program, load_dialogues(trainset), limit)
+    from synth_empathy.review.labels import LABELS, read_labels
+
+    if labels is not None and not labels.is_file():
+        raise UserError(f"--labels {labels} does not exist")
+    human = read_labels(labels if labels is not None else trainset.parent / LABELS)
+    examples = examples_of(program, load_dialogues(trainset), limit, human)
     with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
         compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
     path = save_program(compiled, out, program)
-    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples -> {path}")
+    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples"
+               + (f" ({len(human)} human labels)" if human else "") + f" -> {path}")
 
 
 @app.command("export")
