@@ -13,6 +13,7 @@ from synth_empathy.corpus import CARD
 from synth_empathy.corpus_stats import SCORE_METRICS, read_corpus, stats_for_corpus
 from synth_empathy.corpus_stats import format_number as _num
 from synth_empathy.corpus_stats import format_percent as _pct
+from synth_empathy.human_agreement import card_section, headline
 from synth_empathy.schema import Manifest
 
 TOP = 40  # rows of a distribution table before the rest is summed up
@@ -181,7 +182,7 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 
 **Known limits:**
 - They inherit the biases, blind spots and errors of the generator and the judge models named below; the judge's
-  scores are one model's opinion, not human ratings.
+  scores are one model's opinion, not human ratings. {headline(stats.get("human_agreement"))}
 - The seekers' feelings, intensities and disclosures are role-played; real distress is messier.
 - Coverage follows the persona and scenario catalogs: what the catalogs lack, the data lacks.
 - A small local model (such as the embedded SmolLM2-135M) writes weak dialogues and noisy scores: such a corpus
@@ -220,6 +221,9 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Judge scores
 
 {_score_histograms(stats["scores"])}
+### Judge agreement with people
+
+{card_section(stats.get("human_agreement"))}
 ### Coverage of the scenario space
 
 {_coverage(stats["coverage"])}

@@ -324,7 +324,7 @@ def judge_cmd(
 @handles_errors
 def judge_eval_cmd(
     files: Annotated[list[Path], typer.Argument(help="EPITOME CSVs (one per mechanism) or JSONL files.")],
-    fmt: Annotated[str, typer.Option("--format", help="epitome or jsonl.")] = "epitome",
+    fmt: Annotated[str, typer.Option("--format", help="epitome, jsonl, or labels (DIR/labels.jsonl).")] = "epitome",
     mechanism: Annotated[str | None, typer.Option("--mechanism", help="er, ip or ex (else from the name).")] = None,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
@@ -334,7 +334,20 @@ def judge_eval_cmd(
     judge_model: JudgeModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism."""
+    """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism.
+    --format labels reads DIR/labels.jsonl from `review` with the recorded judge scores of DIR (no model call):
+    the same figures as `calibrate DIR`."""
+    if fmt == "labels":
+        from synth_empathy.human_agreement import format_text
+        from synth_empathy.review.calibrate import human_agreement_for
+        from synth_empathy.review.labels import read_labels
+
+        for f in files:
+            if not f.is_file():
+                raise UserError(f"{f} does not exist")
+            figures = human_agreement_for(f.parent, labels=read_labels(f))
+            typer.echo(json.dumps(figures, indent=2) if as_json else f"{f}\n{format_text(figures)}")
+        return
     import dspy
 
     from synth_empathy.filters.judge_eval import evaluate, read_labelled
@@ -371,8 +384,11 @@ def optimize_cmd(
     api_base: ApiBaseOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     judge_model: JudgeModelOpt = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="Human labels (default: labels.jsonl next to the trainset, if there is one).")] = None,
 ) -> None:
-    """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
+    """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it.
+    Human labels from `review` override the judge where they exist (see optimize.trainset)."""
     import dspy
 
     from synth_empathy.filtering import load_dialogues
@@ -387,18 +403,24 @@ def optimize_cmd(
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     programs = load_programs(cfg.dialogue.critique_rounds, cfg.programs_dir)
-    examples = examples_of(program, load_dialogues(trainset), limit)
+    from synth_empathy.review.labels import LABELS, read_labels
+
+    if labels is not None and not labels.is_file():
+        raise UserError(f"--labels {labels} does not exist")
+    human = read_labels(labels if labels is not None else trainset.parent / LABELS)
+    examples = examples_of(program, load_dialogues(trainset), limit, human)
     with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
         compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
     path = save_program(compiled, out, program)
-    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples -> {path}")
+    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples"
+               + (f" ({len(human)} human labels)" if human else "") + f" -> {path}")
 
 
 @app.command("export")
 @handles_errors
 def export_cmd(
     corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
-    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt or hf.")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf or dpo.")],
     out: Annotated[Path, typer.Option("--out", help="Output file (openai, sharegpt) or folder (hf).")],
     min_sensibility: Annotated[float | None, typer.Option("--min-sensibility")] = None,
     min_rationality: Annotated[float | None, typer.Option("--min-rationality")] = None,
@@ -413,7 +435,7 @@ def export_cmd(
     private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
-    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, or a Hugging Face dataset."""
+    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
     from synth_empathy.exports import build_filter, export_corpus
 
     flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
@@ -447,6 +469,65 @@ def stats_cmd(
 
     stats = stats_for_dir(corpus)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
+@app.command("review")
+@handles_errors
+def review_cmd(
+    corpus: Annotated[Path, typer.Argument(help="An output folder (dialogues.jsonl, rejected.jsonl).")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8765,
+    reviewer: Annotated[str | None, typer.Option(
+        "--reviewer", help="Your name on the labels (default: your login).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random slice of the review order.")] = 0,
+) -> None:
+    """A local review app: rate, keep/reject and edit dialogues; labels go to DIR/labels.jsonl."""
+    import getpass
+
+    from synth_empathy.review.app import create_app, serve_app
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, not {port}")
+    name = (reviewer if reviewer is not None else getpass.getuser()).strip()
+    if not name:
+        raise UserError("--reviewer must not be empty")
+    review_app = create_app(corpus, name, seed)
+    typer.echo(f"reviewing {corpus} as {name} on http://127.0.0.1:{port}/ (Ctrl+C stops; labels -> "
+               f"{corpus / 'labels.jsonl'})")
+    serve_app(review_app, port)
+
+
+@app.command("calibrate")
+@handles_errors
+def calibrate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="An output folder with labels.jsonl (from `review`).")],
+    write_config: Annotated[Path | None, typer.Option(
+        "--write-config", help="Write the proposed keep thresholds into this TOML/YAML config.")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the intervals.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Judge vs human labels: kappa, Spearman, keep accuracy, inter-reviewer agreement, proposed thresholds."""
+    from synth_empathy.card import write_card
+    from synth_empathy.human_agreement import format_text
+    from synth_empathy.review.calibrate import human_agreement_for, record_agreement, write_thresholds
+
+    if resamples < 0:
+        raise UserError(f"--resamples must be 0 or more, not {resamples}")
+    figures = human_agreement_for(corpus, resamples=resamples, seed=seed)
+    manifest = record_agreement(corpus, figures)
+    if manifest is not None:
+        write_card(corpus, manifest)
+    proposed = figures["proposed_thresholds"]
+    if write_config is not None:
+        if proposed is None:
+            raise UserError("no labelled dialogue carries judge scores, so there are no thresholds to write")
+        write_thresholds(write_config, proposed["min_sensibility"], proposed["min_rationality"])
+    typer.echo(json.dumps(figures, indent=2) if as_json else format_text(figures))
+    if manifest is None:
+        typer.echo(f"{corpus} has no manifest.json, so the figures were not recorded", err=True)
+    if write_config is not None:
+        typer.echo(f"keep thresholds -> {write_config} [judge] min_sensibility = {proposed['min_sensibility']:g}, "
+                   f"min_rationality = {proposed['min_rationality']:g}", err=True)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import pydantic
 
 from synth_empathy.corpus import KEPT, MANIFEST, REJECTED, iter_jsonl, read_manifest
 from synth_empathy.errors import UserError
+from synth_empathy.human_agreement import format_text
 from synth_empathy.schema import Dialogue, Manifest
 
 if TYPE_CHECKING:
@@ -407,6 +408,7 @@ def corpus_stats(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping] = 
         "diversity": diversity(dialogues, sample_size, seed),
         "usage": usage_summary(manifest, len(dialogues)),
         "provenance": provenance_summary(dialogues, manifest),
+        "human_agreement": manifest.human_agreement if manifest else None,  # from `synth-empathy calibrate`
     }
 
 
@@ -512,4 +514,5 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     cost = usage.get("cost_usd")
     unknown = "not recorded (no [prices] for the models)"
     lines.append("cost          " + (f"${cost:,.4f}" if cost is not None else unknown))
+    lines += ["", format_text(stats.get("human_agreement"))]
     return "\n".join(lines)

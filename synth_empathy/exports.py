@@ -26,7 +26,7 @@ from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
 
-FORMATS = ("openai", "sharegpt", "hf")
+FORMATS = ("openai", "sharegpt", "hf", "dpo")
 TARGETS = ("all", "last")
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -260,8 +260,13 @@ class ExportResult:
     splits: dict[str, int] = field(default_factory=dict)
     families: dict[str, int] = field(default_factory=dict)
     pushed_to: str | None = None
+    pairs: dict[str, int] = field(default_factory=dict)  # dpo: preference pairs by source, and edits skipped
 
     def summary(self) -> str:
+        if self.format == "dpo":
+            return (f"exported {sum(v for k, v in self.pairs.items() if k != 'skipped'):,} preference pairs to "
+                    f"{self.out} (dpo: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in self.pairs.items())
+                    + ")")
         line = f"exported {self.dialogues:,} dialogues to {self.out} ({self.format})"
         dropped = []
         if self.filtered_out:
@@ -430,6 +435,24 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: Dialogu
     (out / CARD).write_text(card, encoding="utf-8")
 
 
+def _write_dpo(corpus: Corpus, chosen: list[Dialogue], flt: DialogueFilter, out: Path,
+               system_prompt: str) -> ExportResult:
+    """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.dpo)."""
+    from synth_empathy.dpo import preference_pairs
+    from synth_empathy.review.labels import LABELS, read_labels
+
+    rejected = [d for r in corpus.rejections if r.get("dialogue") and flt.accepts(d := Dialogue.model_validate(
+        r["dialogue"]))]
+    pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
+    if not pairs:
+        raise UserError(f"{corpus.path} holds no preference pairs: no supporter turn edited in "
+                        f"`synth-empathy review` and no revised draft kept (generate --keep-drafts)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(out, pairs)
+    counts = {source: sum(p["source"] == source for p in pairs) for source in ("human_edit", "critique_revision")}
+    return ExportResult("dpo", out, len({p["dialogue_id"] for p in pairs}), pairs=counts | {"skipped": skipped})
+
+
 def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFilter | None = None,
                   targets: str = "all", system_prompt: str | None = None,
                   split: Sequence[float] | str | None = None, seed: int = 0, push: str | None = None,
@@ -438,8 +461,9 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
 
     Args:
         corpus_dir: an output directory of `generate` or `filter`.
-        fmt: "openai" (chat fine-tuning JSONL), "sharegpt" (JSONL, or a JSON array when out ends in .json)
-            or "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card).
+        fmt: "openai" (chat fine-tuning JSONL), "sharegpt" (JSONL, or a JSON array when out ends in .json),
+            "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card) or "dpo" (TRL
+            preference pairs JSONL from review edits and critique revisions, see synth_empathy.dpo).
         out: the file (openai, sharegpt) or folder (hf) to write; an existing one is replaced only with overwrite.
         filters: from `build_filter`; None keeps every dialogue.
         targets: openai only: "all" supporter turns are training targets, or only the "last" (weight 0/1).
@@ -480,6 +504,8 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
     if not chosen:
         raise UserError(f"none of the {len(corpus.dialogues):,} dialogues in {corpus_dir} passes the filters "
                         f"({flt.describe()})")
+    if fmt == "dpo":
+        return _write_dpo(corpus, chosen, flt, out, system_prompt)
     trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]
     if not trainable:
         raise UserError(f"none of the {len(chosen):,} selected dialogues in {corpus_dir} has a supporter turn")

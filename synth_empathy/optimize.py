@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dspy
 
 from synth_empathy.errors import UserError
+from synth_empathy.filters.calibration import latest_labels
 from synth_empathy.filters.rules import leaked_roles
 from synth_empathy.programs import Programs
 from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
-from synth_empathy.schema import Dialogue
+from synth_empathy.schema import Dialogue, Label
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 TRAINABLE = ("supporter", "seeker", "critique")
 
 
-def trainset(program: str, dialogues: list[Dialogue], limit: int) -> list[dspy.Example]:
-    """One example per turn of the role the program plays, with the conversation before it as input."""
+def human_verdicts(labels: Sequence[Label]) -> dict[str, Label]:
+    """Per dialogue, the latest label of its reviewers' majority verdict (ties keep), from review's labels."""
+    by_dialogue: dict[str, list[Label]] = {}
+    for label in latest_labels(labels):
+        by_dialogue.setdefault(label.dialogue_id, []).append(label)
+    out = {}
+    for dialogue_id, group in by_dialogue.items():
+        keep = sum(x.keep for x in group) * 2 >= len(group)
+        out[dialogue_id] = next(x for x in reversed(group) if x.keep == keep)
+    return out
+
+
+def trainset(program: str, dialogues: list[Dialogue], limit: int,
+             labels: Sequence[Label] = ()) -> list[dspy.Example]:
+    """One example per turn of the role the program plays, with the conversation before it as input.
+
+    With human labels (DIR/labels.jsonl from `review`): dialogues people rejected are left out, a supporter
+    turn a reviewer rewrote is learnt in the reviewer's words, and the critique of a labelled dialogue's last
+    reply is measured against the reviewer's EPITOME levels (`human_levels`) instead of the judge's."""
+    verdicts = human_verdicts(labels)
     examples: list[dspy.Example] = []
     for d in dialogues:
+        verdict = verdicts.get(d.id)
+        if verdict is not None and not verdict.keep:
+            continue
+        edits = {e.index: e.text for e in verdict.edits} if verdict else {}
+        last_reply = max((i for i, t in enumerate(d.turns) if t.role == "supporter"), default=-1)
         for i, turn in enumerate(d.turns):
             before = d.turns[:i]
             if program in ("supporter", "critique") and turn.role == "supporter":
-                ex = dict(seeker=seeker_brief(d.seed), conversation=conversation_text(before), reply=turn.text)
+                ex = dict(seeker=seeker_brief(d.seed), conversation=conversation_text(before),
+                          reply=edits.get(i, turn.text))
+                r = verdict.ratings if verdict else None
+                # levels rate the whole dialogue, which the last reply's conversation is; an edited reply is unrated
+                rated = r is not None and None not in (r.er, r.ip, r.ex)
+                if program == "critique" and rated and i == last_reply and i not in edits:
+                    ex["human_levels"] = (r.er, r.ip, r.ex)
                 keys = ("seeker", "conversation") if program == "supporter" else ("conversation", "reply")
                 examples.append(dspy.Example(**ex).with_inputs(*keys))
             elif program == "seeker" and turn.role == "seeker":
@@ -53,9 +83,11 @@ def judge_metric(program: str, programs: Programs, judge_lm: dspy.LM) -> Callabl
             out = judge(f"{example.conversation}\nSupporter: {pred.reply}".strip())
             return (out.sensibility + out.rationality) / 20
         if program == "critique":
-            out = judge(f"{example.conversation}\nSupporter: {example.reply}".strip())
-            gaps = [abs(pred.er - out.emotional_reactions), abs(pred.ip - out.interpretations),
-                    abs(pred.ex - out.explorations)]
+            truth = example.get("human_levels")  # a reviewer's levels are the ground truth where there are some
+            if truth is None:
+                out = judge(f"{example.conversation}\nSupporter: {example.reply}".strip())
+                truth = (out.emotional_reactions, out.interpretations, out.explorations)
+            gaps = [abs(pred.er - truth[0]), abs(pred.ip - truth[1]), abs(pred.ex - truth[2])]
             return 1 - sum(gaps) / 6
         return float(not leaked_roles(pred.message, "seeker") and 3 <= len(pred.message.split()) <= 60)
 

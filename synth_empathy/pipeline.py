@@ -469,4 +469,5 @@ def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: 
         finished=_now() if finished else None,
         cost_usd=round(sum(costs), 6) if costs and None not in costs else None,
         tokens_per_kept=round(tokens / tally.kept, 1) if tally.kept else None,
+        human_agreement=previous.human_agreement if previous else None,  # a resume keeps the calibration
     )

@@ -26,6 +26,7 @@ from synth_empathy.corpus_stats import (
 from synth_empathy.corpus_stats import format_number as _num
 from synth_empathy.corpus_stats import format_percent as _pct
 from synth_empathy.errors import UserError
+from synth_empathy.human_agreement import report_section
 from synth_empathy.schema import Dialogue
 
 if TYPE_CHECKING:
@@ -520,6 +521,7 @@ report made {_e(generated)}</div>
 <div class="grid2">{histograms}</div>
 <div class="grid2"><div>{epitome}</div><div><h3>Failure flags (kept)</h3>{failures}</div></div>
 </section>
+{report_section(stats.get("human_agreement"))}
 <section id="rejections"><h2>Where dialogues were lost</h2>
 <p class="note">{stats["counts"]["rejected"]:,} rejected of {stats["counts"]["finished"]:,} finished
 (keep rate {_pct(stats["counts"]["keep_rate"])}). A rejected dialogue may give several reasons.</p>

@@ -198,6 +198,7 @@ class Scores(_Strict):
     failures: dict[str, bool] = Field(default_factory=dict)
     rationale: str = ""
     samples: int = 1
+    spread: dict[str, float] | None = None  # max - min over the judge's samples (k > 1): where it hesitated
 
 
 class Provenance(_Strict):
@@ -264,3 +265,45 @@ class Manifest(BaseModel):
     finished: str | None = None
     cost_usd: float | None = None  # None unless every stage that made calls has a price
     tokens_per_kept: float | None = None
+    human_agreement: dict | None = None  # judge vs human labels, as `synth-empathy calibrate` computed it
+
+
+# ---------------------------------------------------------------- human review (DIR/labels.jsonl)
+
+
+class Ratings(_Strict):
+    """A reviewer's ratings; a rating left out (None) was not given."""
+
+    sensibility: int | None = Field(default=None, ge=0, le=10)
+    rationality: int | None = Field(default=None, ge=0, le=10)
+    er: int | None = Field(default=None, ge=0, le=2)
+    ip: int | None = Field(default=None, ge=0, le=2)
+    ex: int | None = Field(default=None, ge=0, le=2)
+    failures: dict[str, bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_failures(self) -> Ratings:
+        unknown = sorted(set(self.failures) - set(FAILURE_MECHANISMS))
+        if unknown:
+            raise ValueError(f"unknown failure flag {unknown[0]} (known: {', '.join(FAILURE_MECHANISMS)})")
+        return self
+
+
+class TurnEdit(_Strict):
+    """A supporter turn a reviewer rewrote: its index in `turns`, the text it had, the reviewer's text."""
+
+    index: int = Field(ge=0)
+    original: str
+    text: str = Field(min_length=1)
+
+
+class Label(_Strict):
+    """One line of DIR/labels.jsonl: one reviewer's verdict on one dialogue at one time."""
+
+    dialogue_id: str = Field(min_length=1)
+    reviewer: str = Field(min_length=1)
+    time: str
+    ratings: Ratings = Field(default_factory=Ratings)
+    keep: bool
+    edits: list[TurnEdit] = Field(default_factory=list)
+    note: str = ""

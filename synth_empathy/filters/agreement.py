@@ -1,4 +1,5 @@
-"""Agreement between judge labels and human labels: accuracy, Cohen's kappa, Spearman's rho."""
+"""Agreement between judge labels and human labels: accuracy, Cohen's kappa (plain and quadratic-weighted),
+Spearman's rho."""
 
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ def cohen_kappa(gold: Sequence[int], pred: Sequence[int]) -> float:
     g, p = Counter(gold), Counter(pred)
     expected = sum(g[k] * p[k] for k in set(g) | set(p)) / (n * n)
     return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def quadratic_kappa(gold: Sequence[float], pred: Sequence[float]) -> float:
+    """Cohen's kappa with quadratic weights, for ordinal scales (0-10 scores, 0-2 levels): a miss by two costs
+    four times a miss by one. 1 - sum (g_i - p_i)^2 / E[(g - p)^2] with g and p drawn independently from their
+    marginals, which is the usual (i - j)^2 weight matrix form (its normalisation cancels); 1.0 when both
+    raters are the same constant."""
+    n = len(gold)
+    if n == 0:
+        return 0.0
+    observed = sum((g - p) ** 2 for g, p in zip(gold, pred, strict=True))
+    # sum over all (i, j) of (g_i - p_j)^2 / n, expanded so it costs O(n), not O(n^2)
+    sum_g, sum_p = sum(gold), sum(pred)
+    expected = sum(g * g for g in gold) + sum(p * p for p in pred) - 2 * sum_g * sum_p / n
+    if expected <= 1e-12:
+        return 1.0
+    return 1 - observed / expected
 
 
 def _ranks(values: Sequence[float]) -> list[float]:

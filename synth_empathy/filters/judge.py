@@ -25,7 +25,17 @@ def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores
         failures={name: sum(bool(getattr(o, name)) for o in outs) * 2 > len(outs) for name in FAILURE_MECHANISMS},
         rationale=outs[0].rationale,
         samples=samples,
+        spread=_spread(outs) if samples > 1 else None,
     )
+
+
+def _spread(outs: list) -> dict[str, float]:
+    """How far the samples disagree on each 0-10 score: the review app puts such dialogues first."""
+    spread = {}
+    for metric in ("sensibility", "rationality"):
+        values = [min(10, max(0, getattr(o, metric))) for o in outs]
+        spread[metric] = float(max(values) - min(values))
+    return spread
 
 
 def scored(dialogue: Dialogue, judge: Judge, samples: int) -> Dialogue | Rejection:

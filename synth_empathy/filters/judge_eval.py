@@ -59,7 +59,7 @@ def read_labelled(path: Path, fmt: str, mechanism: str | None = None) -> list[La
                 except (ValueError, KeyError) as exc:
                     raise UserError(f"{path} line {i}: needs context, response and label ({exc})") from exc
         return pairs
-    raise UserError(f"--format must be 'epitome' or 'jsonl', not '{fmt}'")
+    raise UserError(f"--format must be 'epitome', 'jsonl' or 'labels', not '{fmt}'")
 
 
 def _pair(path: Path, where: int, context: str, response: str, label, mechanism: str | None) -> LabelledPair:

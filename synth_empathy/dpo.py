@@ -1,0 +1,81 @@
+"""Preference pairs for DPO in TRL's conversational preference format: `prompt` (the messages up to a supporter
+turn), `chosen` and `rejected` (one assistant message each), plus `source`:
+
+- human_edit: a reviewer rewrote a supporter turn in `synth-empathy review` (DIR/labels.jsonl): the
+  rewrite is chosen, the turn as generated rejected;
+- critique_revision: a kept dialogue kept its drafts (`--keep-drafts`) and the supporter revised a draft
+  after self-critique: the final turn is chosen, the critiqued draft rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from synth_empathy.filters.calibration import latest_labels
+from synth_empathy.schema import Dialogue, Label, Turn
+
+_ROLE = {"seeker": "user", "supporter": "assistant"}
+
+
+def prompt_messages(turns: Sequence[Turn], index: int, system_prompt: str) -> list[dict[str, str]]:
+    """The system message and the turns before `index`, consecutive turns of one speaker joined (as the chat
+    exports join them), so the prompt ends on the seeker's message the turn answers."""
+    messages = [{"role": "system", "content": system_prompt}]
+    for t in turns[:index]:
+        role, text = _ROLE[t.role], t.text.strip()
+        if messages[-1]["role"] == role:
+            messages[-1] = {"role": role, "content": f"{messages[-1]['content']}\n\n{text}"}
+        else:
+            messages.append({"role": role, "content": text})
+    return messages
+
+
+def _pair(d: Dialogue, index: int, chosen: str, rejected: str, source: str, system_prompt: str,
+          reviewer: str | None = None) -> dict[str, Any]:
+    return {"id": f"{d.id}:{index}:{source}" + (f":{reviewer}" if reviewer else ""), "dialogue_id": d.id,
+            "turn_index": index, "source": source, "reviewer": reviewer,
+            "prompt": prompt_messages(d.turns, index, system_prompt),
+            "chosen": [{"role": "assistant", "content": chosen.strip()}],
+            "rejected": [{"role": "assistant", "content": rejected.strip()}]}
+
+
+def human_edit_pairs(dialogues: dict[str, Dialogue], labels: Iterable[Label], system_prompt: str
+                     ) -> tuple[list[dict[str, Any]], int]:
+    """One pair per edited turn of each reviewer's latest label, and how many edits were skipped because the
+    dialogue is not in `dialogues` (filtered out) or its turn no longer reads as the label's original."""
+    pairs, skipped = [], 0
+    for label in latest_labels(labels):
+        d = dialogues.get(label.dialogue_id)
+        for edit in label.edits:
+            turn = d.turns[edit.index] if d and edit.index < len(d.turns) else None
+            if turn is None or turn.role != "supporter" or turn.text != edit.original:
+                skipped += 1
+                continue
+            pairs.append(_pair(d, edit.index, edit.text, edit.original, "human_edit", system_prompt, label.reviewer))
+    return pairs, skipped
+
+
+def critique_revision_pairs(dialogues: Iterable[Dialogue], system_prompt: str) -> list[dict[str, Any]]:
+    """One pair per distinct critiqued draft of a revised supporter turn that differs from the final text."""
+    pairs = []
+    for d in dialogues:
+        for i, t in enumerate(d.turns):
+            if t.role != "supporter" or not t.revised:
+                continue
+            seen = {t.text.strip()}
+            for draft in t.drafts:
+                if draft.text.strip() in seen:
+                    continue
+                seen.add(draft.text.strip())
+                pairs.append(_pair(d, i, t.text, draft.text, "critique_revision", system_prompt))
+    return pairs
+
+
+def preference_pairs(kept: Sequence[Dialogue], rejected: Sequence[Dialogue], labels: Iterable[Label],
+                     system_prompt: str) -> tuple[list[dict[str, Any]], int]:
+    """Human edits on any labelled dialogue (kept or rejected: the reviewer wrote the chosen text), then
+    critique revisions of kept dialogues; and the number of edits skipped."""
+    by_id = {d.id: d for d in [*rejected, *kept]}
+    edits, skipped = human_edit_pairs(by_id, labels, system_prompt)
+    return edits + critique_revision_pairs(kept, system_prompt), skipped
