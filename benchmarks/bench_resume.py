@@ -33,7 +33,7 @@ from mock_endpoint import MockEndpoint  # noqa: E402
 from report_section import machine, stamp, write_section  # noqa: E402
 
 from synth_empathy.config import load_config  # noqa: E402
-from synth_empathy.corpus import KEPT, MANIFEST, REJECTED  # noqa: E402
+from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED  # noqa: E402
 from synth_empathy.graphs.catalog import load_catalog  # noqa: E402
 from synth_empathy.graphs.sampler import plan_seeds  # noqa: E402
 from synth_empathy.schema import Dialogue, Manifest, Rejection  # noqa: E402

@@ -18,10 +18,11 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
+from synth_empathy.errors import require_extra
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
-from synth_empathy.pipeline import DialogueFilter, Run, run_generate
 from synth_empathy.programs import Programs, load_programs
+from synth_empathy.run.generate import DialogueFilter, Run, run_generate
 from synth_empathy.schema import Dialogue, Manifest, Seed
 
 
@@ -91,10 +92,7 @@ class Generator:
     def to_hf_iterable_dataset(self):
         """A `datasets.IterableDataset` over `stream()`, for PyTorch/Hugging Face data loaders.
         Each row: id, messages (user = seeker, assistant = supporter), emotion, problem_type, scores."""
-        try:
-            from datasets import IterableDataset
-        except ImportError as exc:  # pragma: no cover - the [hf] extra
-            raise ImportError("to_hf_iterable_dataset needs `pip install 'synth-empathy[hf]'`") from exc
+        IterableDataset = require_extra("datasets", "hf", "to_hf_iterable_dataset").IterableDataset
 
         def rows():
             for d in self.stream():

@@ -59,7 +59,7 @@ def _model_overrides(backend, model, api_base, api_key_env, judge_model) -> dict
 
 def _progress(total: int):
     """A live bar on a terminal, plain log lines elsewhere (CI, pipes)."""
-    from synth_empathy.progress import progress_for
+    from synth_empathy.run.progress import progress_for
 
     return progress_for(total)
 
@@ -85,7 +85,7 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
-    from synth_empathy.pipeline import run_generate
+    from synth_empathy.run.generate import run_generate
 
     overrides = _model_overrides(backend, model, api_base, api_key_env, judge_model)
     overrides["n"] = n
@@ -103,10 +103,7 @@ def generate(
         raise UserError("--ray-address needs --engine ray")
     executor = None
     if cfg.engine == "ray":
-        from synth_empathy.distributed import require_ray
-
-        require_ray()
-        from synth_empathy.distributed.generate import RayExecutor
+        from synth_empathy.run.ray_engine import RayExecutor
 
         executor = RayExecutor.from_config(cfg.ray, address=ray_address)
     progress = _progress(cfg.n)
@@ -214,7 +211,7 @@ def graph_import(
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
-    from synth_empathy.graphs.importers import read_dataset, write_import
+    from synth_empathy.corpus.importers import read_dataset, write_import
 
     cfg = load_config(config)
     report = write_import(read_dataset(file, fmt), out, scenarios_dir=cfg.scenarios_dir)
@@ -226,7 +223,7 @@ def graph_import(
 
 def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
     from synth_empathy.lm import build_lm, model_label
-    from synth_empathy.pipeline import judge_model_config
+    from synth_empathy.run.generate import judge_model_config
 
     cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, judge_model))
     judge_cfg = judge_model_config(cfg)
@@ -256,7 +253,7 @@ def filter_cmd(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
-    from synth_empathy.filtering import format_sweep, run_filter
+    from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
     cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select)
@@ -276,8 +273,8 @@ def dedup_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
-    from synth_empathy.filtering import load_dialogues
     from synth_empathy.filters.dedup import dedup_dialogues
+    from synth_empathy.run.corpus_filter import load_dialogues
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
     dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
@@ -302,7 +299,7 @@ def judge_cmd(
     judge_model: JudgeModelOpt = None,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
-    from synth_empathy.filtering import judge_all, load_dialogues
+    from synth_empathy.run.corpus_filter import judge_all, load_dialogues
     from synth_empathy.schema import Dialogue
 
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
@@ -373,11 +370,11 @@ def optimize_cmd(
     """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
     import dspy
 
-    from synth_empathy.filtering import load_dialogues
     from synth_empathy.lm import PlainAdapter, build_lm
     from synth_empathy.optimize import OPTIMIZERS, TRAINABLE, compile_program, save_program
     from synth_empathy.optimize import trainset as examples_of
     from synth_empathy.programs import load_programs
+    from synth_empathy.run.corpus_filter import load_dialogues
 
     if program not in TRAINABLE:
         raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
@@ -412,7 +409,7 @@ def export_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, or a Hugging Face dataset."""
-    from synth_empathy.exports import build_filter, export_corpus
+    from synth_empathy.publish.exports import build_filter, export_corpus
 
     flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
                        problem_types=problem_type, strategies=strategy)
@@ -429,7 +426,7 @@ def report_cmd(
     sample: Annotated[int, typer.Option("--sample", help="Dialogues shown in the browsable sample.")] = 24,
 ) -> None:
     """A self-contained HTML report with plots and a sample of dialogues; opens offline."""
-    from synth_empathy.report import write_report
+    from synth_empathy.publish.report import write_report
 
     typer.echo(f"report -> {write_report(corpus, out, sample_size=sample)}")
 
@@ -441,7 +438,7 @@ def stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts, keep rate, score histograms, coverage, tokens and cost of a corpus."""
-    from synth_empathy.corpus_stats import format_stats, stats_for_dir
+    from synth_empathy.publish.stats import format_stats, stats_for_dir
 
     stats = stats_for_dir(corpus)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))

@@ -9,7 +9,7 @@ from synth_empathy.graphs.sampler import plan_seeds
 from synth_empathy.lm import PlainAdapter
 from synth_empathy.programs import load_programs
 from synth_empathy.programs.safety import follows_safe_pattern
-from synth_empathy.roleplay import roleplay
+from synth_empathy.run.roleplay import roleplay
 
 GOOD_CRITIQUE = {"emotional_reactions": 2, "interpretations": 2, "explorations": 1}
 

@@ -7,7 +7,6 @@ The supporter is the assistant and the seeker the user. Conversions are pure fun
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -18,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_empathy.corpus import CARD, KEPT, MANIFEST, REJECTED
-from synth_empathy.corpus_stats import Corpus, catalog_for, corpus_stats, count_summary, read_corpus
-from synth_empathy.errors import RunError, UserError
+from synth_empathy.corpus.store import CARD, KEPT, MANIFEST, REJECTED
+from synth_empathy.errors import RunError, UserError, require_extra
+from synth_empathy.publish.stats import Corpus, catalog_for, corpus_stats, count_summary, read_corpus
 from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 
 if TYPE_CHECKING:
@@ -318,11 +317,6 @@ def _check_problem_types(wanted: frozenset[str], corpus_problem_types: set[str],
         raise UserError(f"--problem-type '{p}' is not a problem type of {where} ({', '.join(sorted(known))})")
 
 
-def _require(module: str, what: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise UserError(f"{what} needs the optional package {module}; install it with: pip install 'synth-empathy[hf]'")
-
-
 def hf_token(env: Mapping[str, str] | None = None) -> str:
     token = (env if env is not None else os.environ).get(HF_TOKEN_ENV, "").strip()
     if not token:
@@ -342,7 +336,7 @@ def push_to_hub(export_dir: Path, repo_id: str, *, token: str | None = None, pri
     The token comes from HF_TOKEN unless given; stale parquet files of an earlier push are deleted.
     """
     _check_repo_id(repo_id)
-    _require("huggingface_hub", "--push")
+    require_extra("huggingface_hub", "hf", "--push")
     token = token or hf_token()
     from huggingface_hub import HfApi
 
@@ -399,7 +393,7 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: Dialogu
               seed: int, system_prompt: str, result: ExportResult) -> None:
     import datasets
 
-    from synth_empathy.card import render_card_from_stats
+    from synth_empathy.publish.card import render_card_from_stats
 
     splits = {name: ds for name, ds in split_by_family(dialogues, ratios, seed).items() if ds}
     features = _hf_features()
@@ -461,11 +455,11 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
         raise UserError(f"--{'push' if push else 'split'} applies to the hf format only")
     ratios = parse_split(split)
     if fmt == "hf":
-        _require("datasets", "the hf export")
+        require_extra("datasets", "hf", "the hf export")
     token = None
     if push:
         _check_repo_id(push)
-        _require("huggingface_hub", "--push")
+        require_extra("huggingface_hub", "hf", "--push")
         token = hf_token()
     flt = filters or DialogueFilter()
     system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt

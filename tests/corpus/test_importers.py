@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DATA as TEST_DATA
+from conftest import REPO
 
-from synth_empathy.errors import UserError
-from synth_empathy.graphs.catalog import load_catalog
-from synth_empathy.graphs.importers import (
+from synth_empathy.corpus.importers import (
     DOMAIN_BY_PROBLEM_TYPE,
     ESCONV_EMOTIONS,
     ESCONV_STRATEGIES,
@@ -20,10 +20,12 @@ from synth_empathy.graphs.importers import (
     read_dataset,
     write_import,
 )
+from synth_empathy.errors import UserError
+from synth_empathy.graphs.catalog import load_catalog
 from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data" / "import"
+ROOT = REPO
+DATA = TEST_DATA / "import"
 ED_HEADER = "conv_id,utterance_idx,context,prompt,speaker_idx,utterance,selfeval,tags\n"
 
 

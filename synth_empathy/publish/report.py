@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_empathy.corpus_stats import (
+from synth_empathy.errors import UserError
+from synth_empathy.publish.stats import (
     SCORE_METRICS,
     Corpus,
     catalog_for,
@@ -23,9 +24,8 @@ from synth_empathy.corpus_stats import (
     seeker_intensities,
     stats_for_corpus,
 )
-from synth_empathy.corpus_stats import format_number as _num
-from synth_empathy.corpus_stats import format_percent as _pct
-from synth_empathy.errors import UserError
+from synth_empathy.publish.stats import format_number as _num
+from synth_empathy.publish.stats import format_percent as _pct
 from synth_empathy.schema import Dialogue
 
 if TYPE_CHECKING:

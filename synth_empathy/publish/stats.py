@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from synth_empathy.corpus import KEPT, MANIFEST, REJECTED, iter_jsonl, read_manifest
+from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED, iter_jsonl, read_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest
 

@@ -1,33 +1,20 @@
-"""The Ray engine: `generate --engine ray` writes what the local engine writes; dedup on Ray equals local dedup.
-
-One local Ray instance (2 CPUs) serves the whole module.
-"""
+"""The Ray engine: `generate --engine ray` writes what the local engine writes, and dedups across actors."""
 
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from conftest import CATALOG
 from fake_openai import FakeOpenAIServer, judge_keeps, keeping_responder
-from test_dedup import spaced, substituted, words
 from typer.testing import CliRunner
 
 from synth_empathy.cli import app
-from synth_empathy.config import DedupConfig, load_config
-from synth_empathy.filters.dedup import find_duplicates
+from synth_empathy.config import load_config
 
 ray = pytest.importorskip("ray")
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +64,8 @@ SAME_TURNS = {True: "I lost the warehouse job today and I keep replaying the cal
 
 
 def test_near_duplicates_made_on_different_actors_are_not_both_kept(local_ray, tmp_path, monkeypatch):
-    from synth_empathy.distributed.generate import RayExecutor
-    from synth_empathy.pipeline import run_generate
+    from synth_empathy.run.generate import run_generate
+    from synth_empathy.run.ray_engine import RayExecutor
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake")
     with FakeOpenAIServer() as server:  # every dialogue gets the same two turns: all are duplicates of one
@@ -90,29 +77,6 @@ def test_near_duplicates_made_on_different_actors_are_not_both_kept(local_ray, t
                                  "model": {"backend": "openai", "model": "gen", "api_base": server.base_url}})
         manifest = run_generate(cfg, tmp_path / "out", executor=RayExecutor(workers=2, batch_size=1))
     assert manifest.counts["kept"] == 1 and manifest.rejection_reasons == {"exact_duplicate": 3}
-
-
-def test_ray_dedup_equals_local_dedup_on_a_planted_set(local_ray):
-    from synth_empathy.distributed.dedup import ray_find_duplicates
-
-    rng = random.Random(11)
-    texts = []
-    for k in range(40):
-        base = words(300 + k)
-        texts.append(" ".join(base))
-        # near copies spanning the threshold, an exact copy in other case, and a chain
-        texts.append(" ".join(substituted(base, spaced(rng.randint(2, 14), start=rng.randint(3, 6)))))
-        if k % 5 == 0:
-            texts.append(" ".join(base).upper())
-        if k % 7 == 0:
-            texts.append(" ".join(substituted(base, spaced(4, start=120))))
-    texts += ["", "?!"]  # no words: never duplicates
-    ids = [f"d{i:03d}" for i in range(len(texts))]
-    scores = [rng.choice([None, 5.0, 8.0]) for _ in ids]
-    config = DedupConfig()
-    local = find_duplicates(ids, texts, config, scores)
-    assert len(local) > 20 and {d.kind for d in local.values()} == {"exact", "near"}
-    assert ray_find_duplicates(ids, texts, config, scores) == local
 
 
 def test_engine_ray_without_ray_says_how_to_install(tmp_path, monkeypatch):

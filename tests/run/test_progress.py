@@ -4,11 +4,10 @@ import io
 
 import pytest
 from rich.console import Console
-from test_runtime_faults import responder, run_config
-from test_runtime_resume import scripted_run
+from runs import responder, run_config, scripted_run
 
-from synth_empathy.pipeline import run_generate
-from synth_empathy.progress import BarProgress, LogProgress, progress_for
+from synth_empathy.run.generate import run_generate
+from synth_empathy.run.progress import BarProgress, LogProgress, progress_for
 
 STAGES = {"seeker", "supporter", "judge"}  # critique_rounds = 0: no critique, no revise
 

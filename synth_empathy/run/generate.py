@@ -24,9 +24,8 @@ from typing import Protocol
 
 import dspy
 
-from synth_empathy.card import write_card
 from synth_empathy.config import ModelConfig, Price, RunConfig
-from synth_empathy.corpus import (
+from synth_empathy.corpus.store import (
     KEPT,
     MANIFEST,
     CorpusWriter,
@@ -45,8 +44,9 @@ from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.usage import cost_usd, metering
 from synth_empathy.programs import Programs, load_programs
-from synth_empathy.progress import Progress
-from synth_empathy.roleplay import roleplay
+from synth_empathy.publish.card import write_card
+from synth_empathy.run.progress import Progress
+from synth_empathy.run.roleplay import roleplay
 from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, StageUsage
 
 Outcome = Dialogue | Rejection
@@ -333,7 +333,7 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
     generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
-    here; `synth_empathy.distributed.RayExecutor` on Ray); recording, dedup of kept ones, resume and the
+    here; `synth_empathy.run.ray_engine.RayExecutor` on Ray); recording, dedup of kept ones, resume and the
     manifest stay here whichever makes them."""
     out_dir = Path(out_dir)
     previous = _prepare_out_dir(out_dir, config, resume)

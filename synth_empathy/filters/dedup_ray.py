@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from synth_empathy.config import DedupConfig
-from synth_empathy.distributed import require_ray
+from synth_empathy.errors import require_extra
 from synth_empathy.filters.dedup import (
     MINHASH_SCHEME,
     MINHASH_SEED,
@@ -91,7 +91,7 @@ def ray_find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfi
         >>> dropped["b"].kept_id
         'a'
     """
-    ray = require_ray()
+    ray = require_extra("ray", "ray", "ray_find_duplicates", name="Ray", submodules=("ray.data",))
     _check_inputs(ids, texts, scores)
     if not config.enabled or not ids:
         return {}

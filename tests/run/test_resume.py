@@ -9,32 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CATALOG
+from conftest import CATALOG, REPO
 from fake_openai import FakeOpenAIServer
-from scripted import ScriptedEngine, scripted_lm
-from test_runtime_faults import responder
+from runs import all_records, responder, scripted_run
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus import KEPT, MANIFEST, REJECTED, repair_torn_tail
+from synth_empathy.corpus.store import KEPT, MANIFEST, repair_torn_tail
 from synth_empathy.errors import UserError
-from synth_empathy.pipeline import run_generate
+from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Manifest, Rejection
-
-GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 8, "rationale": "Warm."}}
-REPO = Path(__file__).resolve().parents[1]
-
-
-def scripted_run(tmp_path, n, overrides=None, **kw):
-    cfg = load_config(None, {"n": n, "personas_dir": str(CATALOG / "personas"),
-                             "scenarios_dir": str(CATALOG / "scenarios"),
-                             "dialogue": {"min_turns": 1, "max_turns": 1, "critique_rounds": 0}, **(overrides or {})})
-    prose = ScriptedEngine(prose=lambda messages: responder({"messages": messages}))
-    return run_generate(cfg, tmp_path / "out", generator_lm=scripted_lm(prose),
-                        judge_lm=scripted_lm(ScriptedEngine(structured=GOOD_JUDGE)), **kw)
-
-
-def all_records(out: Path) -> list[dict]:
-    return [json.loads(line) for name in (KEPT, REJECTED) for line in (out / name).read_text().splitlines()]
 
 
 def test_resume_after_a_crash_redoes_only_the_lost_seeds(tmp_path):

@@ -13,12 +13,12 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
-from synth_empathy.corpus import CorpusWriter, write_manifest
+from synth_empathy.corpus.importers import read_dataset
+from synth_empathy.corpus.store import CorpusWriter, write_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
 from synth_empathy.filters.rules import rules_rejection
-from synth_empathy.graphs.importers import read_dataset
 from synth_empathy.lm import PlainAdapter, UsageMeter
 from synth_empathy.lm.usage import metering
 from synth_empathy.programs.judge import Judge
@@ -113,8 +113,8 @@ def format_sweep(sweep: dict) -> str:
 def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
                select: float | None = None, on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
     """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`."""
-    from synth_empathy.card import write_card
-    from synth_empathy.pipeline import _now, _versions, package_version
+    from synth_empathy.publish.card import write_card
+    from synth_empathy.run.generate import _now, _versions, package_version
 
     out_dir = Path(out_dir)
     if (out_dir / "dialogues.jsonl").exists():

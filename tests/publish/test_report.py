@@ -10,12 +10,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from test_exports import make_corpus
+from corpora import make_corpus
 
-from synth_empathy.corpus import KEPT, MANIFEST
-from synth_empathy.corpus_stats import read_corpus, stats_for_corpus
+from synth_empathy.corpus.store import KEPT, MANIFEST
 from synth_empathy.errors import UserError
-from synth_empathy.report import render_report, write_report
+from synth_empathy.publish.report import render_report, write_report
+from synth_empathy.publish.stats import read_corpus, stats_for_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(

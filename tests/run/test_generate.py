@@ -5,9 +5,9 @@ import pytest
 from scripted import PROSE, ScriptedEngine, scripted_lm, varied_prose
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus import KEPT, MANIFEST, REJECTED
+from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED
 from synth_empathy.errors import RunError, UserError
-from synth_empathy.pipeline import run_generate
+from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Manifest, Rejection
 
 GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 7, "rationale": "Warm and specific."}}

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+from texts import spaced, substituted, words
 
 from synth_empathy.config import DedupConfig
 from synth_empathy.errors import UserError
@@ -28,27 +29,9 @@ from synth_empathy.filters.dedup import (
 from synth_empathy.schema import Dialogue, Persona, Provenance, Scores, Seed, Situation, Turn
 
 CONFIG = DedupConfig()  # threshold 0.8, 128 permutations, word trigrams
-VOCAB = [f"w{i}" for i in range(5000)]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def words(seed: int, n: int = 200) -> list[str]:
-    return random.Random(seed).choices(VOCAB, k=n)
-
-
-def substituted(base: list[str], positions: list[int]) -> list[str]:
-    """Replace the words at ``positions`` with words that occur nowhere else."""
-    out = list(base)
-    for p in positions:
-        out[p] = f"new{p}"
-    return out
-
-
-def spaced(count: int, start: int = 3, step: int = 7) -> list[int]:
-    """Positions far enough apart (and from the ends) that each substitution changes 3 distinct trigrams."""
-    return [start + step * k for k in range(count)]
 
 
 def string_jaccard(a: str, b: str, n: int = 3) -> float:

@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import CATALOG
 
 from synth_empathy.config import load_config
 from synth_empathy.errors import UserError
@@ -10,7 +11,7 @@ from synth_empathy.graphs.graph import build_graph, counts_by_kind, plausible
 from synth_empathy.graphs.sampler import coverage, plan_seeds, plausible_cells
 from synth_empathy.schema import EMOTIONS
 
-TEST_CATALOG = Path(__file__).parent / "data" / "catalog"
+TEST_CATALOG = CATALOG
 
 
 @pytest.fixture(scope="module")

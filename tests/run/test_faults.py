@@ -6,18 +6,14 @@ import time
 
 import dspy
 import pytest
-from conftest import CATALOG
-from fake_openai import FakeOpenAIServer, keeping_responder
+from fake_openai import FakeOpenAIServer
+from runs import records, responder, run_config
 
-from synth_empathy.config import ModelConfig, load_config
-from synth_empathy.corpus import KEPT, REJECTED
+from synth_empathy.config import ModelConfig
 from synth_empathy.errors import RunError
 from synth_empathy.lm import AdaptiveLimiter, build_lm
 from synth_empathy.lm.usage import UsageMeter, metering, stage
-from synth_empathy.pipeline import run_generate
-from synth_empathy.schema import Dialogue, Rejection
-
-responder = keeping_responder  # varied prose, schema JSON, a judge that keeps
+from synth_empathy.run.generate import run_generate
 
 
 @pytest.fixture
@@ -107,23 +103,6 @@ def test_a_bad_request_is_not_retried(server):
 
 
 # -- through the pipeline --------------------------------------------------------------------------
-
-
-def run_config(server: FakeOpenAIServer, n: int, extra: dict | None = None, **model):
-    """One exchange per dialogue, no critique: seeker, strategy, draft, judge = 4 calls."""
-    return load_config(None, {
-        "n": n, "personas_dir": str(CATALOG / "personas"), "scenarios_dir": str(CATALOG / "scenarios"),
-        "dialogue": {"min_turns": 1, "max_turns": 1, "critique_rounds": 0},
-        "model": {"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
-                  "timeout_s": 2, **model},
-        **(extra or {}),
-    })
-
-
-def records(out):
-    kept = [Dialogue.model_validate_json(line) for line in (out / KEPT).read_text().splitlines()]
-    rejected = [Rejection.model_validate_json(line) for line in (out / REJECTED).read_text().splitlines()]
-    return kept, rejected
 
 
 def test_a_dialogue_whose_call_fails_after_all_retries_is_rejected_with_the_error_never_a_placeholder(

@@ -61,6 +61,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from synth_empathy.config import shipped_catalog_dir
 from synth_empathy.errors import UserError
 from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Turn
 
@@ -721,12 +722,6 @@ def _known_problem_types(scenarios_dir: Path) -> set[str]:
     return known
 
 
-def _shipped_scenarios_dir() -> Path:
-    root = Path(__file__).resolve().parents[1]
-    in_repo = root.parent / "scenarios"
-    return in_repo if in_repo.is_dir() else root / "catalog" / "scenarios"
-
-
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -750,7 +745,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     """
     results = [result] if isinstance(result, ImportResult) else list(result)
     out = Path(out_dir)
-    known = _known_problem_types(Path(scenarios_dir) if scenarios_dir else _shipped_scenarios_dir())
+    known = _known_problem_types(Path(scenarios_dir) if scenarios_dir else shipped_catalog_dir("scenarios"))
     situations: dict[str, Situation] = {}
     labels: dict[str, tuple[str, str]] = {}  # new problem type id -> (label, dataset)
     dialogues: dict[str, Dialogue] = {}
@@ -778,7 +773,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
         doc["problem_types"] = new_types
     doc["situations"] = [s.model_dump(mode="json", exclude_defaults=True) for s in situations.values()]
     sources = ", ".join(f"{Path(r.source).name} ({r.fmt})" for r in results)
-    header = (f"# Scenario nodes imported by synth_empathy.graphs.importers from {sources} on {_now()}.\n"
+    header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {_now()}.\n"
               "# Situation texts are the source's own words; problem types the catalog lacks are defined here.\n")
     _atomic_write(out / "scenarios" / "imported.yaml",
                   header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000))

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from synth_empathy.corpus import CARD
-from synth_empathy.corpus_stats import SCORE_METRICS, read_corpus, stats_for_corpus
-from synth_empathy.corpus_stats import format_number as _num
-from synth_empathy.corpus_stats import format_percent as _pct
+from synth_empathy.corpus.store import CARD
+from synth_empathy.publish.stats import SCORE_METRICS, read_corpus, stats_for_corpus
+from synth_empathy.publish.stats import format_number as _num
+from synth_empathy.publish.stats import format_percent as _pct
 from synth_empathy.schema import Manifest
 
 TOP = 40  # rows of a distribution table before the rest is summed up

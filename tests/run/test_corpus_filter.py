@@ -3,16 +3,16 @@ from pathlib import Path
 
 import pytest
 from builders import GOOD_TEXTS, make_dialogue, scores
+from conftest import DATA
 from fake_openai import FakeOpenAIServer, default_responder
 from scripted import ScriptedEngine, scripted_lm
 from typer.testing import CliRunner
 
 from synth_empathy.cli import app
 from synth_empathy.config import load_config
-from synth_empathy.filtering import efficient_empathy_split, run_filter, threshold_sweep
 from synth_empathy.filters.agreement import cohen_kappa, spearman
+from synth_empathy.run.corpus_filter import efficient_empathy_split, run_filter, threshold_sweep
 
-DATA = Path(__file__).parent / "data"
 runner = CliRunner()
 
 

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from synth_empathy.config import RayConfig, RunConfig
-from synth_empathy.distributed import require_ray
-from synth_empathy.errors import RunError
+from synth_empathy.errors import RunError, require_extra
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.lm import UsageMeter
-from synth_empathy.pipeline import Outcome, OutcomeSource, Run
+from synth_empathy.run.generate import Outcome, OutcomeSource, Run
 from synth_empathy.schema import Dialogue, Rejection, Seed, StageUsage
 
 KEPT, REJECTED = "kept", "rejected"
@@ -111,7 +110,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, workers: int | None = None, batch_size: int | None = None,
                  cpus_per_worker: float = 1.0, init_args: dict[str, Any] | None = None) -> None:
-        self.ray = require_ray()
+        self.ray = require_extra("ray", "ray", "--engine ray", name="Ray", submodules=("ray.data",))
         self.address = address
         self.workers = workers
         self.batch_size = batch_size
