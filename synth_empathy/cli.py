@@ -223,10 +223,9 @@ def graph_import(
 
 def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
     from synth_empathy.lm import build_lm, model_label
-    from synth_empathy.run.generate import judge_model_config
 
     cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, judge_model))
-    judge_cfg = judge_model_config(cfg)
+    judge_cfg = cfg.judge_model()
     return cfg, build_lm(judge_cfg), model_label(judge_cfg)
 
 
@@ -273,11 +272,11 @@ def dedup_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.filters.dedup import dedup_dialogues
-    from synth_empathy.run.corpus_filter import load_dialogues
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
     kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
     dup_path = out.with_name(out.stem + ".duplicates.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,11 +298,12 @@ def judge_cmd(
     judge_model: JudgeModelOpt = None,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
-    from synth_empathy.run.corpus_filter import judge_all, load_dialogues
+    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
     outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
@@ -370,11 +370,11 @@ def optimize_cmd(
     """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
     import dspy
 
+    from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.lm import PlainAdapter, build_lm
     from synth_empathy.optimize import OPTIMIZERS, TRAINABLE, compile_program, save_program
     from synth_empathy.optimize import trainset as examples_of
     from synth_empathy.programs import load_programs
-    from synth_empathy.run.corpus_filter import load_dialogues
 
     if program not in TRAINABLE:
         raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
@@ -382,7 +382,7 @@ def optimize_cmd(
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     programs = load_programs(cfg.dialogue.critique_rounds, cfg.programs_dir)
-    examples = examples_of(program, load_dialogues(trainset), limit)
+    examples = examples_of(program, read_any_dialogues(trainset), limit)
     with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
         compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
     path = save_program(compiled, out, program)

@@ -154,6 +154,16 @@ class RunConfig(_Section):
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def judge_model(self) -> ModelConfig:
+        """The judge's model: its own when named, else the generator's, at the judge's temperature."""
+        update: dict[str, Any] = {"temperature": self.judge.temperature,
+                                  "max_tokens": max(self.model.max_tokens, 200)}
+        if self.judge.backend:
+            update["backend"] = self.judge.backend
+        if self.judge.model:
+            update["model"] = self.judge.model
+        return self.model.model_copy(update=update)
+
     def public_dict(self) -> dict[str, Any]:
         # Holds no secret: keys are only ever named by their environment variable.
         return self.model_dump(mode="json")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from synth_empathy.config import RunConfig
-from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.graphs.catalog import load_catalog
 from synth_empathy.graphs.graph import plausible
 from synth_empathy.graphs.sampler import plan_seeds, seed_id
@@ -101,8 +101,8 @@ def make_corpus(out: Path, n: int = 40, rejected: int = 12, seed: int = 0, catal
                 r = Rejection(id=s.id, stage="judge", reasons=["low_sensibility", "low_rationality"], seed=s,
                               dialogue=d)
         rejected_lines.append(r.model_dump_json(exclude_none=True))
-    (out / KEPT).write_text("".join(line + "\n" for line in kept_lines), encoding="utf-8")
-    (out / REJECTED).write_text("".join(line + "\n" for line in rejected_lines), encoding="utf-8")
+    (out / KEPT_FILE).write_text("".join(line + "\n" for line in kept_lines), encoding="utf-8")
+    (out / REJECTED_FILE).write_text("".join(line + "\n" for line in rejected_lines), encoding="utf-8")
     manifest = Manifest(
         package_version="0.1.0", config=cfg.public_dict(), config_fingerprint="f" * 16,
         versions={"python": "3.11.7", "dspy": "3.4.1"},
@@ -113,7 +113,7 @@ def make_corpus(out: Path, n: int = 40, rejected: int = 12, seed: int = 0, catal
                                      "judge": StageUsage(calls=50, input_tokens=30000, output_tokens=2000)},
         timings={"generate_s": 12.5}, created=start.isoformat(), finished=(start + timedelta(hours=1)).isoformat(),
     )
-    (out / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     return out
 
 

@@ -10,7 +10,7 @@ from fake_openai import FakeOpenAIServer, keeping_responder
 from scripted import ScriptedEngine, scripted_lm
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus.store import KEPT, REJECTED
+from synth_empathy.corpus.store import KEPT_FILE, REJECTED_FILE
 from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Rejection
 
@@ -29,8 +29,8 @@ def run_config(server: FakeOpenAIServer, n: int, extra: dict | None = None, **mo
 
 
 def records(out):
-    kept = [Dialogue.model_validate_json(line) for line in (out / KEPT).read_text().splitlines()]
-    rejected = [Rejection.model_validate_json(line) for line in (out / REJECTED).read_text().splitlines()]
+    kept = [Dialogue.model_validate_json(line) for line in (out / KEPT_FILE).read_text().splitlines()]
+    rejected = [Rejection.model_validate_json(line) for line in (out / REJECTED_FILE).read_text().splitlines()]
     return kept, rejected
 
 
@@ -47,4 +47,4 @@ def scripted_run(tmp_path, n, overrides=None, **kw):
 
 
 def all_records(out: Path) -> list[dict]:
-    return [json.loads(line) for name in (KEPT, REJECTED) for line in (out / name).read_text().splitlines()]
+    return [json.loads(line) for name in (KEPT_FILE, REJECTED_FILE) for line in (out / name).read_text().splitlines()]

@@ -53,15 +53,14 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import yaml
 
 from synth_empathy.config import shipped_catalog_dir
+from synth_empathy.corpus.manifest import now, package_version
+from synth_empathy.corpus.store import as_dialogue
 from synth_empathy.errors import UserError
 from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Turn
 
@@ -241,17 +240,6 @@ def domain_for(problem_type: str) -> str:
     return FALLBACK_DOMAIN
 
 
-def _package_version() -> str:
-    try:
-        return version("synth-empathy")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _placeholder_persona(fmt: str, source: str) -> Persona:
     name = DATASET_NAMES.get(fmt, fmt)
     where = f" ({Path(source).name})" if source else ""
@@ -278,7 +266,7 @@ class _Builder:
         self.r = result
         self.persona = _placeholder_persona(result.fmt, result.source)
         self.provenance = Provenance(generator_model=f"dataset:{result.fmt}", config_fingerprint="import",
-                                     created=_now(), package_version=_package_version())
+                                     created=now(), package_version=package_version())
         self.dialogue_ids: set[str] = set()
         self.situation_ids: set[str] = set()
 
@@ -693,12 +681,9 @@ def _read_situations(location: str, index: int, record: dict, b: _Builder) -> No
 
 
 def _read_synth(location: str, index: int, record: dict, b: _Builder) -> None:
-    try:
-        dialogue = Dialogue.model_validate(record)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "record"
-        b.r.bad(location, f"not a valid dialogue record: {loc}: {err['msg']}")
+    dialogue = as_dialogue(record)
+    if isinstance(dialogue, str):
+        b.r.bad(location, f"not a valid dialogue record: {dialogue}")
         return
     if dialogue.id in b.dialogue_ids:
         b.r.bad(location, f"duplicate dialogue id '{dialogue.id}'")
@@ -773,7 +758,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
         doc["problem_types"] = new_types
     doc["situations"] = [s.model_dump(mode="json", exclude_defaults=True) for s in situations.values()]
     sources = ", ".join(f"{Path(r.source).name} ({r.fmt})" for r in results)
-    header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {_now()}.\n"
+    header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {now()}.\n"
               "# Situation texts are the source's own words; problem types the catalog lacks are defined here.\n")
     _atomic_write(out / "scenarios" / "imported.yaml",
                   header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000))
@@ -790,7 +775,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
         repair_kinds.update(res.repair_kinds)
         stats.update(res.stats)
     report = {
-        "created": _now(),
+        "created": now(),
         "sources": [{"path": r.source, "format": r.fmt} for r in results],
         "counts": {"dialogues": len(dialogues), "situations": len(situations), "bad_rows": len(bad_rows),
                    "repairs": sum(r.repairs for r in results), "new_problem_types": len(new_types)},

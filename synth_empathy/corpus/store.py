@@ -1,4 +1,4 @@
-"""The output directory: crash-safe JSONL records, the manifest and the data card."""
+"""The output directory's records: crash-safe JSONL appends, torn-tail repair, and the tally of what it holds."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pydantic
 
 from synth_empathy.errors import UserError
-from synth_empathy.schema import Dialogue, Manifest, Rejection
+from synth_empathy.schema import Dialogue, Rejection
 
-KEPT = "dialogues.jsonl"
-REJECTED = "rejected.jsonl"
-MANIFEST = "manifest.json"
-CARD = "README.md"
+KEPT_FILE = "dialogues.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "README.md"
 
 
 def repair_torn_tail(path: Path) -> bool:
@@ -81,50 +81,49 @@ def iter_jsonl(path: Path) -> Iterator[dict]:
                 raise UserError(f"{path} line {lineno} is not valid JSON: {exc.args[0]}") from exc
 
 
-def read_dialogues(path: Path) -> list[Dialogue]:
-    out = []
-    for i, record in enumerate(iter_jsonl(path), 1):
-        try:
-            out.append(Dialogue.model_validate(record))
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise UserError(f"{path} record {i} is not a synth-empathy dialogue: {loc}: {err['msg']}") from exc
-    return out
+def as_dialogue(record: Any) -> Dialogue | str:
+    """The record as a Dialogue, or why it is not one ("turns.0.role: Input should be ...")."""
+    try:
+        return Dialogue.model_validate(record)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+
 
 
 @dataclass
-class RecordTally:
-    """What an output directory already holds: the seeds done, and counts for the manifest."""
+class Tally:
+    """Outcomes counted once: the seeds done, how many kept and rejected, and the rejection reasons."""
 
     ids: set[str] = field(default_factory=set)
     kept: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
-    def add(self, record: Dialogue | Rejection) -> None:
-        self.ids.add(record.id)
-        if isinstance(record, Dialogue):
+    @property
+    def done(self) -> int:
+        return self.kept + self.rejected
+
+    def count(self, record_id: str, kept: bool, reasons: Iterable[str] = ()) -> None:
+        self.ids.add(record_id)
+        if kept:
             self.kept += 1
         else:
             self.rejected += 1
-            self.reasons.update(record.reasons)
+            self.reasons.update(reasons)
+
+    def add(self, outcome: Dialogue | Rejection) -> None:
+        self.count(outcome.id, isinstance(outcome, Dialogue), getattr(outcome, "reasons", ()))
 
 
-def tally_records(out_dir: Path) -> RecordTally:
+def tally_records(out_dir: Path) -> Tally:
     """Read the ids, counts and rejection reasons of the records in `out_dir` once (not the dialogues' text)."""
-    tally = RecordTally()
-    for name in (KEPT, REJECTED):
+    tally = Tally()
+    for name in (KEPT_FILE, REJECTED_FILE):
         path = Path(out_dir) / name
-        if not path.exists():
-            continue
-        for record in iter_jsonl(path):
-            tally.ids.add(record["id"])
-            if name == KEPT:
-                tally.kept += 1
-            else:
-                tally.rejected += 1
-                tally.reasons.update(record.get("reasons", []))
+        if path.exists():
+            for record in iter_jsonl(path):
+                tally.count(record["id"], name == KEPT_FILE, record.get("reasons", []))
     return tally
 
 
@@ -138,18 +137,10 @@ class CorpusWriter:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        for name in (KEPT, REJECTED):
+        for name in (KEPT_FILE, REJECTED_FILE):
             repair_torn_tail(self.out_dir / name)
-        self._kept: IO[str] = open(self.out_dir / KEPT, "a", encoding="utf-8")
-        self._rejected: IO[str] = open(self.out_dir / REJECTED, "a", encoding="utf-8")
-
-    def done_ids(self) -> set[str]:
-        ids = set()
-        for name in (KEPT, REJECTED):
-            path = self.out_dir / name
-            if path.exists():
-                ids.update(r["id"] for r in iter_jsonl(path))
-        return ids
+        self._kept: IO[str] = open(self.out_dir / KEPT_FILE, "a", encoding="utf-8")
+        self._rejected: IO[str] = open(self.out_dir / REJECTED_FILE, "a", encoding="utf-8")
 
     def _append(self, f: IO[str], record: pydantic.BaseModel) -> None:
         line = record.model_dump_json(exclude_none=True) + "\n"
@@ -167,20 +158,3 @@ class CorpusWriter:
     def close(self) -> None:
         self._kept.close()
         self._rejected.close()
-
-
-def read_manifest(out_dir: Path) -> Manifest | None:
-    path = Path(out_dir) / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except pydantic.ValidationError as exc:
-        raise UserError(f"{path} is not a synth-empathy manifest; choose another --out") from exc
-
-
-def write_manifest(out_dir: Path, manifest: Manifest) -> None:
-    path = Path(out_dir) / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-    os.replace(tmp, path)

@@ -10,7 +10,7 @@
    more yields its pairs. A pair is emitted only from the first band it shares, so it is verified once.
 4. Candidate pairs are verified by exact Jaccard on the shingle sets in parallel (the sets reach the
    tasks through the object store), with the local code's size bound and threshold.
-5. Verified edges go to the local code's connected components and keeper choice (``_keepers``).
+5. Verified edges go to the local code's connected components and keeper choice (``keepers``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ from synth_empathy.filters.dedup import (
     MINHASH_SCHEME,
     MINHASH_SEED,
     DuplicateOf,
-    _check_inputs,
-    _keepers,
-    _rank,
     band_keys,
-    jaccard,
+    check_inputs,
+    keeper_rank,
+    keepers,
     lsh_params,
-    normalize_text,
     sketch,
     text_hash,
 )
+from synth_empathy.text import jaccard, normalize_text
 
 _BATCH = 1024  # texts per signature task
 
@@ -92,12 +91,12 @@ def ray_find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfi
         'a'
     """
     ray = require_extra("ray", "ray", "ray_find_duplicates", name="Ray", submodules=("ray.data",))
-    _check_inputs(ids, texts, scores)
+    check_inputs(ids, texts, scores)
     if not config.enabled or not ids:
         return {}
     bands, rows = lsh_params(config.threshold, config.num_perm)
     n = len(ids)
-    rank = _rank(ids, scores)
+    rank = keeper_rank(ids, scores)
 
     # 1. sketches, in parallel
     texts_ds = ray.data.from_items([{"row": i, "text": texts[i]} for i in range(n)],
@@ -145,7 +144,7 @@ def ray_find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfi
             edges.extend(zip(block["a"].tolist(), block["b"].tolist(), block["sim"].tolist(), strict=True))
 
     # 5. components and keepers, as in find_duplicates
-    dropped = _keepers(rank, [False] * n, sorted(edges))
+    dropped = keepers(rank, [False] * n, sorted(edges))
     result = {ids[item]: DuplicateOf(ids[target], "near", sim) for item, (target, sim) in dropped.items()}
     for i, rep in exact_of.items():
         result[ids[i]] = result.get(ids[rep], DuplicateOf(ids[rep], "exact", 1.0))

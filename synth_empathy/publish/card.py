@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from synth_empathy.corpus.store import CARD
-from synth_empathy.publish.stats import SCORE_METRICS, read_corpus, stats_for_corpus
+from synth_empathy.corpus.read import read_corpus
+from synth_empathy.corpus.store import CARD_FILE
+from synth_empathy.publish.stats import SCORE_METRICS, stats_for_corpus
 from synth_empathy.publish.stats import format_number as _num
 from synth_empathy.publish.stats import format_percent as _pct
 from synth_empathy.schema import Manifest
@@ -266,4 +267,4 @@ def render_card(out_dir: Path, manifest: Manifest) -> str:
 
 
 def write_card(out_dir: Path, manifest: Manifest) -> None:
-    (Path(out_dir) / CARD).write_text(render_card(out_dir, manifest), encoding="utf-8")
+    (Path(out_dir) / CARD_FILE).write_text(render_card(out_dir, manifest), encoding="utf-8")

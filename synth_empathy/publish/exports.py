@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_empathy.corpus.store import CARD, KEPT, MANIFEST, REJECTED
+from synth_empathy.corpus.read import Corpus, read_corpus
+from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.errors import RunError, UserError, require_extra
-from synth_empathy.publish.stats import Corpus, catalog_for, corpus_stats, count_summary, read_corpus
+from synth_empathy.publish.stats import catalog_for, corpus_stats, count_summary
 from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]], as_array: boo
 
 
 def _check_out(out: Path, corpus_dir: Path, fmt: str, overwrite: bool) -> None:
-    corpus_files = {(corpus_dir / name).resolve() for name in (KEPT, REJECTED, MANIFEST, CARD)}
+    corpus_files = {(corpus_dir / name).resolve() for name in (KEPT_FILE, REJECTED_FILE, MANIFEST_FILE, CARD_FILE)}
     if out.resolve() == corpus_dir.resolve() or out.resolve() in corpus_files:
         raise UserError(f"--out {out} would overwrite the corpus itself; choose another path")
     if not out.exists():
@@ -344,7 +345,7 @@ def push_to_hub(export_dir: Path, repo_id: str, *, token: str | None = None, pri
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(export_dir),
-                          allow_patterns=[CARD, "data/*.parquet"], delete_patterns=["data/*.parquet"],
+                          allow_patterns=[CARD_FILE, "data/*.parquet"], delete_patterns=["data/*.parquet"],
                           commit_message="Upload synthetic empathetic dialogues (synth-empathy)")
     except Exception as exc:  # noqa: BLE001 - network and auth errors all end the same way
         raise RunError(f"pushing {export_dir} to the Hugging Face dataset {repo_id} failed: "
@@ -421,7 +422,7 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: Dialogu
         stats, corpus.manifest, front_matter_extra=_hub_front_matter(splits),
         export_section=_export_section("hf", result, len(corpus.dialogues), flt, ratios, seed),
         files_section=HF_FILES)
-    (out / CARD).write_text(card, encoding="utf-8")
+    (out / CARD_FILE).write_text(card, encoding="utf-8")
 
 
 def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFilter | None = None,
@@ -466,7 +467,7 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
     corpus = read_corpus(corpus_dir)
     _check_out(out, corpus_dir, fmt, overwrite)
     if not corpus.dialogues:
-        raise UserError(f"{corpus_dir / KEPT} holds no dialogues to export")
+        raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")
     if flt.problem_types:
         _check_problem_types(flt.problem_types, {d.seed.problem_type for d in corpus.dialogues},
                              catalog_for(corpus.manifest)[0])

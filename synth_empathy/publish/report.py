@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.errors import UserError
 from synth_empathy.publish.stats import (
     SCORE_METRICS,
-    Corpus,
     catalog_for,
     cell_counts,
-    read_corpus,
     seeker_intensities,
     stats_for_corpus,
 )

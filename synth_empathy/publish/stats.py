@@ -9,19 +9,15 @@ prints and that the card and the report render.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pydantic
-
-from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED, iter_jsonl, read_manifest
+from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest
 
@@ -36,67 +32,7 @@ SHINGLE_WORDS = 3  # the dedup stage's default word n-gram, so self-similarity r
 _WORD = re.compile(r"[a-z0-9']+")
 
 
-@dataclass
-class Corpus:
-    """What an output directory holds, read once: kept dialogues, rejected records, the manifest."""
-
-    path: Path
-    dialogues: list[Dialogue]
-    rejections: list[dict] = field(default_factory=list)
-    manifest: Manifest | None = None
-    unreadable: int = 0  # records skipped by a lenient read
-
-
-# ------------------------------------------------------------------ reading (the I/O edge)
-
-
-def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
-    """Read DIR/dialogues.jsonl, DIR/rejected.jsonl and DIR/manifest.json.
-
-    strict: a missing directory or dialogues.jsonl, or a record that is not a dialogue, raises
-    UserError (the commands); lenient skips bad records and counts them (the card, which must
-    never break the run that writes it).
-    """
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise UserError(f"corpus directory {corpus_dir} does not exist")
-    kept = corpus_dir / KEPT
-    if strict and not kept.is_file():
-        raise UserError(f"{corpus_dir} holds no {KEPT}; give the output directory of a generate or filter run")
-    dialogues: list[Dialogue] = []
-    unreadable = 0
-    for i, record in enumerate(_records(kept, strict), 1):
-        try:
-            dialogues.append(Dialogue.model_validate(record))
-        except pydantic.ValidationError as exc:
-            if strict:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                raise UserError(f"{kept} record {i} is not a synth-empathy dialogue: {loc}: {err['msg']}") from exc
-            unreadable += 1
-    rejections = [r for r in _records(corpus_dir / REJECTED, strict) if isinstance(r, dict)]
-    try:
-        manifest = read_manifest(corpus_dir) if (corpus_dir / MANIFEST).is_file() else None
-    except UserError:
-        if strict:
-            raise
-        manifest = None
-    return Corpus(corpus_dir, dialogues, rejections, manifest, unreadable)
-
-
-def _records(path: Path, strict: bool) -> Iterable[Any]:
-    if not path.is_file():
-        return []
-    if strict:
-        return iter_jsonl(path)
-    out = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a torn or foreign line: the lenient read skips it
-                continue
-    return out
+# ------------------------------------------------------------------ the catalog (the I/O edge)
 
 
 def catalog_for(manifest: Manifest | None) -> tuple[Catalog | None, str | None]:

@@ -1,47 +1,30 @@
-"""Filters over an existing corpus (ours or an imported dataset): rules -> dedup -> judge, select, sweep."""
+"""The filter command's runner: rules -> dedup -> judge over an existing corpus (ours or an imported dataset),
+the Efficient-Empathy select split and the threshold sweep."""
 
 from __future__ import annotations
 
-import json
-import sys
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dspy
 
 from synth_empathy.config import RunConfig
-from synth_empathy.corpus.importers import read_dataset
-from synth_empathy.corpus.store import CorpusWriter, write_manifest
+from synth_empathy.corpus.manifest import build_manifest, now, write_manifest
+from synth_empathy.corpus.read import read_any_dialogues
+from synth_empathy.corpus.store import KEPT_FILE, CorpusWriter, Tally
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
 from synth_empathy.filters.rules import rules_rejection
-from synth_empathy.lm import PlainAdapter, UsageMeter
-from synth_empathy.lm.usage import metering
+from synth_empathy.lm import PlainAdapter, UsageMeter, model_label
+from synth_empathy.lm.usage import metering, price_for, with_earlier_usage
 from synth_empathy.programs.judge import Judge
+from synth_empathy.publish.card import write_card
+from synth_empathy.run.workers import Outcome, Workers
 from synth_empathy.schema import Dialogue, Manifest, Rejection, Scores
-
-Outcome = Dialogue | Rejection
-
-
-def load_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue]:
-    """Dialogues from our JSONL or any importable dataset. Bad rows are written to `bad_rows_to` and
-    counted on stderr, never silently dropped."""
-    result = read_dataset(Path(path))
-    if result.bad_rows:
-        where = ""
-        if bad_rows_to is not None:
-            bad_rows_to.parent.mkdir(parents=True, exist_ok=True)
-            bad_rows_to.write_text("".join(json.dumps({"location": b.location, "reason": b.reason}) + "\n"
-                                           for b in result.bad_rows), encoding="utf-8")
-            where = f" (listed in {bad_rows_to})"
-        print(f"{path}: skipped {len(result.bad_rows)} bad row(s){where}", file=sys.stderr)
-    if not result.dialogues:
-        raise UserError(f"{path} holds no dialogues (format {result.fmt})")
-    return result.dialogues
 
 
 def _split(outcomes: Iterable[Outcome]) -> tuple[list[Dialogue], list[Rejection]]:
@@ -63,13 +46,16 @@ def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, j
         with metering(meter), dspy.context(lm=judge_lm, adapter=adapter):
             return scored(d, judge, config.judge.samples)
 
-    out: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
-        for i, outcome in enumerate(pool.map(one, dialogues)):
-            out.append(outcome)
-            if on_done:
-                on_done(i)
-    return out
+    done = itertools.count()
+
+    def counted(d: Dialogue) -> Outcome:
+        outcome = one(d)
+        if on_done:
+            on_done(next(done))
+        return outcome
+
+    with Workers(counted, config.concurrency, name="judge") as pool:
+        return pool.map(dialogues)
 
 
 def keep_by_scores(outcomes: list[Outcome], config: RunConfig) -> tuple[list[Dialogue], list[Rejection]]:
@@ -113,14 +99,11 @@ def format_sweep(sweep: dict) -> str:
 def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
                select: float | None = None, on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
     """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`."""
-    from synth_empathy.publish.card import write_card
-    from synth_empathy.run.generate import _now, _versions, package_version
-
     out_dir = Path(out_dir)
-    if (out_dir / "dialogues.jsonl").exists():
+    if (out_dir / KEPT_FILE).exists():
         raise UserError(f"--out {out_dir} already holds a corpus; choose an empty folder")
-    started = time.perf_counter()
-    dialogues = load_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
+    started, created = time.perf_counter(), now()
+    dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
     meter = UsageMeter()
     passed, rejected = apply_rules(dialogues, config)
     if config.dedup.enabled:
@@ -142,14 +125,16 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
             path = out_dir / "select" / f"{name}.jsonl"
             path.parent.mkdir(exist_ok=True)
             path.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in part), encoding="utf-8")
-    reasons = Counter(reason for r in rejected for reason in r.reasons)
-    manifest = Manifest(
-        package_version=package_version(), config=config.public_dict(), config_fingerprint=config.fingerprint(),
-        versions=_versions(), models={"generator": f"source:{source}", "judge": judge_label},
-        counts={"planned": len(dialogues), "kept": len(kept), "rejected": len(rejected)},
-        rejection_reasons=dict(sorted(reasons.items())), usage=meter.snapshot(),
-        timings={"filter_s": round(time.perf_counter() - started, 2)}, created=_now(), finished=_now(),
-    )
+    tally = Tally()
+    for outcome in (*kept, *rejected):
+        tally.add(outcome)
+    judge_config = config.judge_model()
+    prices = {"judge": price_for(config.prices, judge_config, model_label(judge_config))}
+    manifest = build_manifest(config, models={"generator": f"source:{source}", "judge": judge_label},
+                              planned=len(dialogues), tally=tally,
+                              usage=with_earlier_usage(meter.snapshot(), {}, prices),
+                              timings={"filter_s": round(time.perf_counter() - started, 2)}, created=created,
+                              finished=now())
     write_manifest(out_dir, manifest)
     write_card(out_dir, manifest)
     return manifest, sweep

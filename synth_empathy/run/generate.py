@@ -1,91 +1,45 @@
-"""Orchestration: plan seeds -> role-play (bounded concurrency) -> rules -> dedup -> judge -> write; resume.
+"""Generate: plan seeds -> role-play (bounded concurrency) -> rules -> dedup -> judge -> write; resume.
 
-Dialogues run on worker threads, one dialogue a thread, its turns in order; every LM call goes through
-the LM layer's ResilientEngine (limiter, retries). Threads, not asyncio: measured against a bare async
-client they keep the endpoint as busy (BENCHMARKS.md), and the programs stay plain synchronous DSPy.
-Only the calling thread writes records, so each planned seed ends as exactly one line in
-dialogues.jsonl or rejected.jsonl, and a stop never tears one.
+Dialogues run on worker threads (`run.workers`), one dialogue a thread, its turns in order; every LM call
+goes through the LM layer's ResilientEngine (limiter, retries). Only the calling thread writes records, so
+each planned seed ends as exactly one line in dialogues.jsonl or rejected.jsonl, and a stop never tears one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import platform
 import queue
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Protocol
 
 import dspy
 
-from synth_empathy.config import ModelConfig, Price, RunConfig
-from synth_empathy.corpus.store import (
-    KEPT,
-    MANIFEST,
-    CorpusWriter,
-    RecordTally,
-    read_dialogues,
-    read_manifest,
-    tally_records,
-    write_manifest,
-)
+from synth_empathy.config import ModelConfig, RunConfig
+from synth_empathy.corpus.manifest import build_manifest, now, package_version, read_manifest, write_manifest
+from synth_empathy.corpus.read import read_dialogues
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, CorpusWriter, Tally, tally_records
 from synth_empathy.errors import RunError, UserError, error_detail
-from synth_empathy.filters.dedup import DedupIndex, dialogue_text
+from synth_empathy.filters.dedup import DedupGate
 from synth_empathy.filters.judge import judge_verdict
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
-from synth_empathy.lm import AdaptiveLimiter, Cancelled, PlainAdapter, UsageMeter, build_lm, model_label
-from synth_empathy.lm.usage import cost_usd, metering
+from synth_empathy.lm import AdaptiveLimiter, PlainAdapter, UsageMeter, build_lm, model_label
+from synth_empathy.lm.usage import GENERATOR_STAGES, metering, price_for, with_earlier_usage
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.publish.card import write_card
 from synth_empathy.run.progress import Progress
 from synth_empathy.run.roleplay import roleplay
-from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, StageUsage
+from synth_empathy.run.workers import Outcome, OutcomeSource, ThreadOutcomes, already_finished
+from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed
 
-Outcome = Dialogue | Rejection
 # A user filter: None keeps the dialogue; a reason code (str) or a Rejection drops it.
-DialogueFilter = Callable[[Dialogue], "Rejection | str | None"]
+CustomFilter = Callable[[Dialogue], "Rejection | str | None"]
 
 CHECKPOINT_S = 30.0  # the manifest (counts, usage) is rewritten at least this often during a run
-GENERATOR_STAGES = ("seeker", "supporter", "critique", "revise")
-
-
-def package_version() -> str:
-    try:
-        return version("synth-empathy")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("synth-empathy", "dspy", "llama_cpp_python", "datasketch", "networkx", "pydantic", "openai"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def judge_model_config(config: RunConfig) -> ModelConfig:
-    """The judge's model: its own when named, else the generator's, at the judge's temperature."""
-    update: dict = {"temperature": config.judge.temperature, "max_tokens": max(config.model.max_tokens, 200)}
-    if config.judge.backend:
-        update["backend"] = config.judge.backend
-    if config.judge.model:
-        update["model"] = config.judge.model
-    return config.model.model_copy(update=update)
 
 
 def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
@@ -94,11 +48,11 @@ def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
 
 
 class Run:
-    """One generate run into one output directory; thread-safe where workers meet (dedup index, meter)."""
+    """One generate run into one output directory; thread-safe where workers meet (dedup gate, meter)."""
 
     def __init__(self, config: RunConfig, out_dir: Path, programs: Programs | None = None,
                  generator_lm: dspy.LM | None = None, judge_lm: dspy.LM | None = None,
-                 catalog: Catalog | None = None, filters: Sequence[DialogueFilter] = (),
+                 catalog: Catalog | None = None, filters: Sequence[CustomFilter] = (),
                  defer_dedup: bool = False) -> None:
         self.config = config
         # True where dialogues are made away from the recording process (a Ray actor): the dedup check
@@ -106,25 +60,25 @@ class Run:
         self.defer_dedup = defer_dedup
         self.out_dir = Path(out_dir)
         self.catalog = catalog or load_catalog(config.personas_dir, config.scenarios_dir)
-        self.filters = list(filters)
+        self.custom_filters = list(filters)
         self.limiters: dict[tuple[str, str | None], AdaptiveLimiter] = {}
-        judge_config = judge_model_config(config)
+        judge_config = config.judge_model()
         self.generator_lm = generator_lm or build_lm(config.model, limiter=self._limiter(config.model))
         self.judge_lm = judge_lm or build_lm(judge_config, limiter=self._limiter(judge_config))
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
         self.meter = UsageMeter()
-        self.index = DedupIndex(config.dedup)
-        self._index_lock = threading.Lock()
-        self.fingerprint = config.fingerprint()
-        self.created = _now()
-        self.prices = {stage: _price(config, config.model) for stage in GENERATOR_STAGES}
-        self.prices["judge"] = _price(config, judge_config)
+        self.gate = DedupGate(config.dedup)
+        self.created = now()
+        self.prices = {stage: price_for(config.prices, config.model, model_label(config.model))
+                       for stage in GENERATOR_STAGES}
+        self.prices["judge"] = price_for(config.prices, judge_config, model_label(judge_config))
+        self.models = {"generator": model_label(config.model), "judge": model_label(judge_config)}
         self.provenance = dict(
-            generator_model=model_label(config.model),
-            judge_model=model_label(judge_config),
+            generator_model=self.models["generator"],
+            judge_model=self.models["judge"],
             program_versions=self.programs.versions(),
-            config_fingerprint=self.fingerprint,
+            config_fingerprint=config.fingerprint(),
             package_version=package_version(),
         )
 
@@ -148,139 +102,47 @@ class Run:
                 return Rejection(id=seed.id, stage="generate", reasons=["generation_failed"],
                                  detail=error_detail(exc), seed=seed)
         dialogue = Dialogue(id=seed.id, seed=seed, turns=conv.turns, ending=conv.ending, crisis=conv.crisis,
-                            provenance=Provenance(created=_now(), **self.provenance))
-        return self.filter(dialogue)
+                            provenance=Provenance(created=now(), **self.provenance))
+        return self.screen(dialogue)
 
-    def filter(self, dialogue: Dialogue) -> Outcome:
-        """Rules, then a dedup check against what is kept, then the judge; the dialogue is kept in every rejection."""
+    def screen(self, dialogue: Dialogue) -> Outcome:
+        """Rules, custom filters, a dedup check against what is kept, then the judge; every rejection keeps
+        the dialogue."""
         rejected = rules_rejection(dialogue, self.config.rules)
         if rejected:
             return rejected
-        for custom in self.filters:
+        for custom in self.custom_filters:
             verdict = custom(dialogue)
             if isinstance(verdict, str):
                 verdict = Rejection(id=dialogue.id, stage="custom", reasons=[verdict], seed=dialogue.seed,
                                     dialogue=dialogue, detail=getattr(custom, "__name__", ""))
             if verdict is not None:
                 return verdict
-        duplicate = self._duplicate_of(dialogue)
+        # Checked before the judge, so no judge calls are spent on a duplicate.
+        duplicate = None if self.defer_dedup else self.gate.check(dialogue)
         if duplicate:
             return duplicate
         with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter):
             verdict = judge_verdict(dialogue, self.programs.judge, self.config.judge)
-        if isinstance(verdict, Rejection):
+        if isinstance(verdict, Rejection) or self.defer_dedup:
             return verdict
-        dialogue = verdict
-        # Check again and insert under one lock: two near-duplicates judged at once must not both be kept.
-        return self._duplicate_of(dialogue, insert=True) or dialogue
+        return self.admit(verdict)
 
     def admit(self, outcome: Outcome) -> Outcome:
-        """The recording side's last word on an outcome made elsewhere: a kept dialogue must not duplicate
-        anything kept so far (from any worker), and joins the kept set when it does not."""
+        """The last word on a kept dialogue (also for one made elsewhere): it must not duplicate anything kept
+        so far, from any worker, and joins the kept set when it does not."""
         if isinstance(outcome, Dialogue):
-            return self._duplicate_of(outcome, insert=True, deferred=False) or outcome
+            return self.gate.admit(outcome) or outcome
         return outcome
-
-    def _duplicate_of(self, dialogue: Dialogue, insert: bool = False, deferred: bool | None = None) -> Rejection | None:
-        if not self.config.dedup.enabled or (self.defer_dedup if deferred is None else deferred):
-            return None
-        text = dialogue_text(dialogue, self.config.dedup.scope)
-        with self._index_lock:
-            match = self.index.query(text)
-            if match is None:
-                if insert:
-                    self.index.add(dialogue.id, text)
-                return None
-        kind = "exact_duplicate" if match.kind == "exact" else "near_duplicate"
-        return Rejection(id=dialogue.id, stage="dedup", reasons=[kind], seed=dialogue.seed, dialogue=dialogue,
-                         detail=f"duplicates {match.kept_id} (Jaccard {match.jaccard:.2f})")
-
-
-def _price(config: RunConfig, model: ModelConfig) -> Price | None:
-    for key in (model.model, model_label(model)):
-        if key and key in config.prices:
-            return config.prices[key]
-    return None
-
-
-# -- workers ---------------------------------------------------------------------------------
-
-
-class _Crash:
-    """A worker hit an error outside the per-seed handling (a bug): the run stops and reports it."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class _Workers:
-    """`make` over seeds on `concurrency` threads; outcomes come back on a queue as they finish.
-
-    Daemon threads, not a ThreadPoolExecutor: on a stop the dialogues in flight are abandoned, and an
-    executor's threads would keep the process alive until their calls returned.
-    """
-
-    def __init__(self, make: Callable[[Seed], Outcome], seeds: Sequence[Seed], concurrency: int) -> None:
-        self._make = make
-        self._seeds: queue.SimpleQueue[Seed] = queue.SimpleQueue()
-        for seed in seeds:
-            self._seeds.put(seed)
-        self._results: queue.SimpleQueue[Outcome | _Crash] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-        for i in range(min(concurrency, len(seeds))):
-            threading.Thread(target=self._work, name=f"dialogue-{i}", daemon=True).start()
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                seed = self._seeds.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self._results.put(self._make(seed))
-            except Cancelled:
-                return
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
-                self._results.put(_Crash(exc))
-                return
-
-    def get(self, timeout: float) -> Outcome:
-        """The next finished outcome; queue.Empty after `timeout` seconds without one."""
-        item = self._results.get(timeout=timeout)
-        if isinstance(item, _Crash):
-            raise item.error
-        return item
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-
-class OutcomeSource(Protocol):
-    """Where run_generate takes finished outcomes from: the local threads (`_Workers`) or another engine."""
-
-    def get(self, timeout: float) -> Outcome:
-        """The next finished outcome; queue.Empty after `timeout` seconds without one."""
-
-    def stop(self) -> None:
-        """Start no more seeds; the ones in flight may be abandoned."""
-
-
-def already_finished(source: OutcomeSource) -> Iterator[Outcome]:
-    """The outcomes `source` has finished, without waiting for more."""
-    while True:
-        try:
-            yield source.get(timeout=0)
-        except queue.Empty:
-            return
 
 
 # Starts making `seeds` for `run` and returns where their outcomes arrive, one per seed.
-Executor = Callable[["Run", Sequence[Seed]], OutcomeSource]
+Executor = Callable[[Run, Sequence[Seed]], OutcomeSource]
 
 
 def local_executor(run: Run, seeds: Sequence[Seed]) -> OutcomeSource:
     """`run.make` on `concurrency` threads of this process."""
-    return _Workers(run.make, seeds, run.config.concurrency)
+    return ThreadOutcomes(run.make, seeds, run.config.concurrency)
 
 
 @contextlib.contextmanager
@@ -313,7 +175,7 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
         if resume:
             raise UserError(f"--resume: {out_dir} holds no earlier run to resume")
         # A run killed before its first manifest landed may have left the temporary file of it.
-        leftovers = [p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST)] if out_dir.exists() else []
+        leftovers = [p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST_FILE)] if out_dir.exists() else []
         if leftovers:
             raise UserError(f"--out {out_dir} is not empty and holds no synth-empathy run; choose an empty folder")
         return None
@@ -340,19 +202,18 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
     seeds = plan_for(run.catalog, config)
-    session: Counter[str] = Counter()
+    session = Tally()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_manifest(out_dir, _manifest(run, None, RecordTally(), session, 0.0))
+        write_manifest(out_dir, _manifest(run, None, Tally(), session, 0.0))
     writer = CorpusWriter(out_dir)
     tally = tally_records(out_dir)
-    kept_before = _kept_dialogues(out_dir)
-    # One batch: the vectorized signature path, not a sketch and an array append per dialogue.
-    run.index.add_many([d.id for d in kept_before], [dialogue_text(d, config.dedup.scope) for d in kept_before])
+    kept_path = out_dir / KEPT_FILE
+    run.gate.add_kept(read_dialogues(kept_path) if kept_path.exists() else [])
     pending = [s for s in seeds if s.id not in tally.ids]
     write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
     if progress:
-        progress.start(len(seeds) - len(pending), tally.kept, tally.rejected, run.meter.calls)
+        progress.start(len(seeds) - len(pending), tally, run.meter.calls)
 
     first_error: list[str] = []
 
@@ -361,8 +222,7 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
             first_error.append(outcome.detail)
         (writer.keep if isinstance(outcome, Dialogue) else writer.reject)(outcome)
         tally.add(outcome)
-        session["kept" if isinstance(outcome, Dialogue) else "rejected"] += 1
-        session["generation_failed"] += "generation_failed" in getattr(outcome, "reasons", ())
+        session.add(outcome)
         if progress:
             progress.advance(outcome)
         if on_outcome:
@@ -405,53 +265,17 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
             progress.close()
     if interrupted:
         raise KeyboardInterrupt
-    failed = session["generation_failed"]
+    failed = session.reasons["generation_failed"]
     if pending and failed == len(pending):
         raise RunError(f"all {failed} dialogues of this run failed to generate (see {out_dir / 'rejected.jsonl'}); "
                        f"first error: {first_error[0]}")
     return manifest
 
 
-def _kept_dialogues(out_dir: Path) -> list[Dialogue]:
-    path = out_dir / KEPT
-    return read_dialogues(path) if path.exists() and path.stat().st_size else []
-
-
-def _merged_usage(run: Run, previous: Manifest | None) -> dict[str, StageUsage]:
-    """This session's usage plus the earlier sessions'; latency percentiles are this session's when it has any."""
-    usage = run.meter.snapshot()
-    for stage, before in (previous.usage if previous else {}).items():
-        mine = usage.setdefault(stage, StageUsage(p50_s=before.p50_s, p95_s=before.p95_s))
-        mine.calls += before.calls
-        mine.input_tokens += before.input_tokens
-        mine.output_tokens += before.output_tokens
-        mine.retries += before.retries
-        if mine.p50_s is None:
-            mine.p50_s, mine.p95_s = before.p50_s, before.p95_s
-    for stage, mine in usage.items():
-        mine.cost_usd = cost_usd(mine, run.prices.get(stage))
-    return usage
-
-
-def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: Counter[str], elapsed: float,
+def _manifest(run: Run, previous: Manifest | None, tally: Tally, session: Tally, elapsed: float,
               finished: bool = False) -> Manifest:
-    usage = _merged_usage(run, previous)
-    costs = [u.cost_usd for u in usage.values() if u.calls]
-    tokens = sum(u.input_tokens + u.output_tokens for u in usage.values())
+    usage = with_earlier_usage(run.meter.snapshot(), previous.usage if previous else {}, run.prices)
     timings = {"generate_s": round(elapsed + (previous.timings.get("generate_s", 0.0) if previous else 0.0), 2)}
-    return Manifest(
-        package_version=run.provenance["package_version"],
-        config=run.config.public_dict(),
-        config_fingerprint=run.fingerprint,
-        versions=_versions(),
-        models={"generator": run.provenance["generator_model"], "judge": run.provenance["judge_model"]},
-        counts={"planned": run.config.n, "kept": tally.kept, "rejected": tally.rejected,
-                "this_run": session["kept"] + session["rejected"]},
-        rejection_reasons=dict(sorted(tally.reasons.items())),
-        usage=usage,
-        timings=timings,
-        created=previous.created if previous else run.created,
-        finished=_now() if finished else None,
-        cost_usd=round(sum(costs), 6) if costs and None not in costs else None,
-        tokens_per_kept=round(tokens / tally.kept, 1) if tally.kept else None,
-    )
+    return build_manifest(run.config, models=run.models, planned=run.config.n, tally=tally, usage=usage,
+                          timings=timings, created=previous.created if previous else run.created,
+                          finished=now() if finished else None, extra_counts={"this_run": session.done})

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextCol
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
+from synth_empathy.corpus.store import Tally
 from synth_empathy.schema import Dialogue, Rejection
 
 
@@ -32,24 +33,31 @@ class Progress:
 
     def __init__(self, planned: int) -> None:
         self.planned = planned
-        self.done = self.kept = self.rejected = 0
+        self.done = 0  # planned seeds written; the folder's kept/rejected counts are the run's Tally
+        self.tally = Tally()
         self._done_before = 0
         self._calls: Callable[[], int] = lambda: 0
         self._started = time.monotonic()
 
-    def start(self, done: int, kept: int, rejected: int, calls: Callable[[], int] | None = None) -> None:
-        """The run begins with `done` planned seeds already written (`kept` + `rejected` records in the folder)."""
-        self.done, self.kept, self.rejected = done, kept, rejected
+    @property
+    def kept(self) -> int:
+        return self.tally.kept
+
+    @property
+    def rejected(self) -> int:
+        return self.tally.rejected
+
+    def start(self, done: int, tally: Tally, calls: Callable[[], int] | None = None) -> None:
+        """The run begins with `done` planned seeds already written; `tally` counts the folder's records as the
+        run adds them."""
+        self.done, self.tally = done, tally
         self._done_before = done
         self._calls = calls or self._calls
         self._started = time.monotonic()
 
     def advance(self, outcome: Dialogue | Rejection) -> None:
+        """One more planned seed written (the run's tally has counted it already)."""
         self.done += 1
-        if isinstance(outcome, Dialogue):
-            self.kept += 1
-        else:
-            self.rejected += 1
 
     def close(self) -> None:
         pass
@@ -80,10 +88,11 @@ class LogProgress(Progress):
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def start(self, done: int, kept: int, rejected: int, calls: Callable[[], int] | None = None) -> None:
-        super().start(done, kept, rejected, calls)
+    def start(self, done: int, tally: Tally, calls: Callable[[], int] | None = None) -> None:
+        super().start(done, tally, calls)
         if done:
-            self._line(f"resuming: {done} of {self.planned} seeds already written ({kept} kept, {rejected} rejected)")
+            self._line(f"resuming: {done} of {self.planned} seeds already written ({self.kept} kept, "
+                       f"{self.rejected} rejected)")
 
     def advance(self, outcome: Dialogue | Rejection) -> None:
         super().advance(outcome)
@@ -109,8 +118,8 @@ class BarProgress(Progress):
                                  console=console or Console(stderr=True), transient=False)
         self._task = self._bar.add_task("generate", total=planned)
 
-    def start(self, done: int, kept: int, rejected: int, calls: Callable[[], int] | None = None) -> None:
-        super().start(done, kept, rejected, calls)
+    def start(self, done: int, tally: Tally, calls: Callable[[], int] | None = None) -> None:
+        super().start(done, tally, calls)
         self._bar.update(self._task, completed=done)
         self._bar.start()
 

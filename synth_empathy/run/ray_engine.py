@@ -1,6 +1,6 @@
 """Generation on Ray Data: seeds are a dataset, dialogues are made by `map_batches` over an actor pool.
 
-Only the config travels: each actor builds its own `pipeline.Run` (LM clients, limiter, programs) from the
+Only the config travels: each actor builds its own `run.generate.Run` (LM clients, limiter, programs) from the
 RunConfig, because dspy LMs and the llama.cpp engine do not pickle. The driver keeps everything that must
 be single: `run_generate`'s one recording loop takes the outcomes from `RayExecutor` instead of its
 threads, so resume (skip seeds already written), CorpusWriter, the manifest and the card are the local
@@ -24,53 +24,24 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from synth_empathy.config import RayConfig, RunConfig
 from synth_empathy.errors import RunError, require_extra
 from synth_empathy.graphs.catalog import Catalog
-from synth_empathy.lm import UsageMeter
-from synth_empathy.run.generate import Outcome, OutcomeSource, Run
-from synth_empathy.schema import Dialogue, Rejection, Seed, StageUsage
-
-KEPT, REJECTED = "kept", "rejected"
-
+from synth_empathy.run.generate import Run
+from synth_empathy.run.workers import Crash, Outcome, OutcomeSource, Workers
+from synth_empathy.schema import Dialogue, Rejection, Seed
 
 # -- the actor ---------------------------------------------------------------------------------
-
-
-def drain_usage(meter: UsageMeter) -> dict[str, Any]:
-    """Take the meter's totals and latencies so far, leaving it empty: {stage: {usage..., latencies}}.
-
-    Every call of a seed is metered before its outcome returns, and every batch drains after its last
-    seed, so the drained parts add up to exactly the actor's usage, even with batches overlapping.
-    """
-    with meter._lock:  # the meter's own lock: its stage() blocks write under it from the dialogue threads
-        stages, latencies = meter.stages, meter.latencies
-        meter.stages, meter.latencies = {}, {}
-    return {name: {**usage.model_dump(include={"calls", "input_tokens", "output_tokens", "retries"}),
-                   "latencies": latencies.get(name, [])} for name, usage in stages.items()}
-
-
-def merge_usage(meter: UsageMeter, drained: dict[str, Any]) -> None:
-    """Add what `drain_usage` took on an actor to the driver's meter."""
-    with meter._lock:
-        for name, part in drained.items():
-            usage = meter.stages.setdefault(name, StageUsage())
-            usage.calls += part["calls"]
-            usage.input_tokens += part["input_tokens"]
-            usage.output_tokens += part["output_tokens"]
-            usage.retries += part["retries"]
-            meter.latencies.setdefault(name, []).extend(part["latencies"])
 
 
 class SeedWorker:
     """A Ray Data actor making dialogues: one `Run` and `concurrency` dialogue threads per actor.
 
     Batches may overlap (two calls in flight per actor), so the pool stays busy through a batch's slow
-    last dialogue; the shared pool keeps the dialogues in flight at `concurrency`.
+    last dialogue; the actor's one `Workers` pool keeps the dialogues in flight at `concurrency`.
     """
 
     def __init__(self, config_json: str, catalog: Catalog, secrets: dict[str, str]) -> None:
@@ -78,23 +49,20 @@ class SeedWorker:
             os.environ.setdefault(name, value)
         config = RunConfig.model_validate_json(config_json)
         self.run = Run(config, Path("."), catalog=catalog, defer_dedup=True)
-        self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="dialogue")
+        self.pool = Workers(self.run.make, config.concurrency, name="dialogue")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         seeds = [Seed.model_validate_json(s) for s in batch["seed"]]
-        outcomes = list(self.pool.map(self.run.make, seeds))
-        usage = json.dumps(drain_usage(self.run.meter))
-        return {"kind": [KEPT if isinstance(o, Dialogue) else REJECTED for o in outcomes],
+        outcomes = self.pool.map(seeds)
+        # Every call of a seed is metered before its outcome returns, and every batch drains after its last
+        # seed, so the drained parts add up to exactly the actor's usage, even with batches overlapping.
+        usage = json.dumps(self.run.meter.drain())
+        return {"kind": [type(o).__name__ for o in outcomes],
                 "outcome": [o.model_dump_json() for o in outcomes],
                 "usage": [usage] + [""] * (len(outcomes) - 1)}  # once per batch, on its first row
 
 
 # -- the driver --------------------------------------------------------------------------------
-
-
-class _Crash:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 class RayExecutor:
@@ -130,7 +98,7 @@ class RayOutcomes:
 
     def __init__(self, executor: RayExecutor, run: Run, seeds: Sequence[Seed]) -> None:
         self._run = run
-        self._results: queue.SimpleQueue[dict | _Crash] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[dict | Crash] = queue.SimpleQueue()
         self._ready: list[Outcome] = []
         self._stopping = threading.Event()
         self._owns_ray = False
@@ -167,19 +135,19 @@ class RayOutcomes:
                     return
                 self._results.put(block)
         except BaseException as exc:  # noqa: BLE001 - raised on the driver's main thread by get()
-            self._results.put(_Crash(exc))
+            self._results.put(Crash(exc))
 
     def _decode(self, block: dict) -> None:
         for usage in block["usage"]:
             if usage:
-                merge_usage(self._run.meter, json.loads(usage))
+                self._run.meter.merge(json.loads(usage))
         for kind, text in zip(block["kind"], block["outcome"], strict=True):
-            self._ready.append((Dialogue if kind == KEPT else Rejection).model_validate_json(text))
+            self._ready.append({"Dialogue": Dialogue, "Rejection": Rejection}[kind].model_validate_json(text))
 
     def get(self, timeout: float) -> Outcome:
         while not self._ready:
             item = self._results.get(timeout=timeout)
-            if isinstance(item, _Crash):
+            if isinstance(item, Crash):
                 if self._stopping.is_set():  # Ray shut down under a stop: nothing more is coming
                     raise queue.Empty
                 first = str(item.error).strip().splitlines()

@@ -22,11 +22,11 @@ from synth_empathy.filters.dedup import (
     lsh_params,
     minhash_hashfunc,
     minhash_signatures,
-    normalize_text,
-    shingles,
+    readable_shingles,
     sketch,
 )
 from synth_empathy.schema import Dialogue, Persona, Provenance, Scores, Seed, Situation, Turn
+from synth_empathy.text import normalize_text
 
 CONFIG = DedupConfig()  # threshold 0.8, 128 permutations, word trigrams
 
@@ -62,22 +62,6 @@ def make_dialogue(dialogue_id: str, text: str, score: float | None = None, suppo
 # ------------------------------------------------------------------ text and signatures
 
 
-def test_normalization_lowercases_deletes_punctuation_and_collapses_whitespace() -> None:
-    assert normalize_text("  Hello,\n\tWORLD!!  I'm   fine. ") == "hello world im fine"
-    assert normalize_text("Don\u2019t  panic\u2026 caf\u00e9!") == "dont panic caf\u00e9"
-
-
-def test_ascii_fast_path_deletes_exactly_what_the_regex_deletes() -> None:
-    every_ascii = "".join(map(chr, range(128)))
-    assert every_ascii.translate(dedup._ASCII_PUNCT) == dedup._PUNCT.sub("", every_ascii)
-
-
-def test_shingles_are_word_ngrams_and_a_short_text_is_one_shingle() -> None:
-    assert shingles("The cat, the HAT!", 3) == ["the cat the", "cat the hat"]
-    assert shingles("Hi there", 3) == ["hi there"]
-    assert shingles("?!", 3) == []
-
-
 @pytest.mark.parametrize("scheme", ["affine32", "legacy"])
 @pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (64, 42)])
 def test_signatures_equal_datasketch_minhash(scheme: str, num_perm: int, seed: int,
@@ -88,7 +72,7 @@ def test_signatures_equal_datasketch_minhash(scheme: str, num_perm: int, seed: i
     sk = sketch([normalize_text(t).encode() for t in texts], 3, num_perm, seed, scheme)
     for text, ours in zip(texts, sk.signatures, strict=True):
         theirs = MinHash(num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=minhash_hashfunc)
-        theirs.update_batch([s.encode() for s in shingles(text, 3)])
+        theirs.update_batch([s.encode() for s in readable_shingles(text, 3)])
         assert ours.dtype == theirs.hashvalues.dtype
         np.testing.assert_array_equal(ours, theirs.hashvalues)
 
@@ -99,7 +83,7 @@ def test_signatures_interoperate_with_datasketch_lean_minhash() -> None:
     lean = [LeanMinHash(seed=dedup.MINHASH_SEED, hashvalues=s, scheme=dedup.MINHASH_SCHEME) for s in sk.signatures]
     full = MinHash(seed=dedup.MINHASH_SEED, hashvalues=sk.signatures[1], scheme=dedup.MINHASH_SCHEME)
     plain = MinHash(num_perm=128, hashfunc=minhash_hashfunc)  # datasketch defaults: seed 1, affine32
-    plain.update_batch([s.encode() for s in shingles(a, 3)])
+    plain.update_batch([s.encode() for s in readable_shingles(a, 3)])
     assert lean[0].jaccard(lean[1]) == plain.jaccard(full) > 0.5
     assert LeanMinHash.deserialize(_serialized(lean[0])) == lean[0]
 

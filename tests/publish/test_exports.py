@@ -15,7 +15,9 @@ import pytest
 from corpora import make_corpus, make_dialogue, sibling
 
 from synth_empathy.config import RunConfig
-from synth_empathy.corpus.store import CARD, KEPT, MANIFEST, read_dialogues, read_manifest
+from synth_empathy.corpus.manifest import read_manifest
+from synth_empathy.corpus.read import read_dialogues
+from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import load_catalog
 from synth_empathy.graphs.sampler import plan_seeds
@@ -50,7 +52,7 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _kept(corpus_dir: Path) -> list[Dialogue]:
-    return read_dialogues(corpus_dir / KEPT)
+    return read_dialogues(corpus_dir / KEPT_FILE)
 
 
 def _check_openai_line(record: dict) -> None:
@@ -148,7 +150,7 @@ def test_hf_export_loads_from_disk_and_parquet_with_family_safe_splits(corpus, t
     parquet = datasets.load_dataset("parquet", data_files={s: str(out / "data" / f"{s}-00000-of-00001.parquet")
                                                            for s in dd})
     assert {k: len(v) for k, v in parquet.items()} == result.splits
-    card = (out / CARD).read_text(encoding="utf-8")
+    card = (out / CARD_FILE).read_text(encoding="utf-8")
     assert card.startswith("---\n") and "configs:" in card and "path: data/train-*" in card
     assert "## This export" in card and "seed family" in card
 
@@ -238,9 +240,9 @@ def test_filters_keep_only_matching_dialogues(corpus, tmp_path):
 
 def test_a_score_minimum_drops_unscored_dialogues(tmp_path):
     corpus_dir = make_corpus(tmp_path / "run", n=6, rejected=0)
-    records = _lines(corpus_dir / KEPT)
+    records = _lines(corpus_dir / KEPT_FILE)
     records[0].pop("scores")
-    (corpus_dir / KEPT).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (corpus_dir / KEPT_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
     result = export_corpus(corpus_dir, "openai", tmp_path / "o.jsonl", filters=build_filter(min_rationality=0))
     assert result.dialogues == 5 and result.filtered_out == 1
 
@@ -286,9 +288,9 @@ def test_bad_input_is_one_clear_sentence(corpus, tmp_path, monkeypatch, case, fr
         "push_for_openai": lambda: export_corpus(corpus, "openai", out, push="me/data"),
         "bad_repo_id": lambda: export_corpus(corpus, "hf", tmp_path / "hf", push="not a repo!"),
         "out_exists": lambda: (out.write_text("x"), export_corpus(corpus, "openai", out)),
-        "out_is_corpus": lambda: export_corpus(corpus, "openai", corpus / KEPT, overwrite=True),
+        "out_is_corpus": lambda: export_corpus(corpus, "openai", corpus / KEPT_FILE, overwrite=True),
         "not_a_dialogue": lambda: (
-            (tmp_path / "bad").mkdir(), (tmp_path / "bad" / KEPT).write_text('{"id": "x"}\n'),
+            (tmp_path / "bad").mkdir(), (tmp_path / "bad" / KEPT_FILE).write_text('{"id": "x"}\n'),
             export_corpus(tmp_path / "bad", "openai", out)),
     }
     with pytest.raises(UserError) as err:
@@ -305,7 +307,7 @@ def test_card_holds_provenance_limits_licence_and_statistics(corpus, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(corpus, run)
     write_card(run, read_manifest(run))
-    card = (run / CARD).read_text(encoding="utf-8")
+    card = (run / CARD_FILE).read_text(encoding="utf-8")
     for section in ("## Intended use and known limits", "Not clinical advice", "## Provenance", "### Counts",
                     "### Rejections by stage and reason", "### Judge scores", "### Coverage of the scenario space",
                     "### Emotions", "### Problem types", "### Supporter strategies", "### Personas",
@@ -325,7 +327,7 @@ def test_card_skips_coverage_with_a_note_when_the_catalog_does_not_load(corpus, 
     manifest = read_manifest(run)
     manifest.config["personas_dir"] = str(tmp_path / "gone")
     write_card(run, manifest)
-    card = (run / CARD).read_text(encoding="utf-8")
+    card = (run / CARD_FILE).read_text(encoding="utf-8")
     assert "_Coverage of the scenario space was not computed: the catalog named in the manifest did not load" in card
     assert "### Emotions" in card
 
@@ -333,10 +335,10 @@ def test_card_skips_coverage_with_a_note_when_the_catalog_does_not_load(corpus, 
 def test_card_never_breaks_on_a_torn_line(corpus, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(corpus, run)
-    with open(run / KEPT, "a", encoding="utf-8") as f:
+    with open(run / KEPT_FILE, "a", encoding="utf-8") as f:
         f.write('{"id": "torn", "seed": {')
     write_card(run, read_manifest(run))
-    assert "60 multi-turn" in (run / CARD).read_text(encoding="utf-8")
+    assert "60 multi-turn" in (run / CARD_FILE).read_text(encoding="utf-8")
 
 
 def test_stats_dict_is_json_and_format_stats_prints_the_essentials(corpus):
@@ -358,7 +360,7 @@ def test_stats_dict_is_json_and_format_stats_prints_the_essentials(corpus):
 def test_stats_without_manifest_skip_coverage_and_tokens(corpus, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(corpus / KEPT, bare / KEPT)
+    shutil.copy(corpus / KEPT_FILE, bare / KEPT_FILE)
     stats = stats_for_dir(bare)
     assert "no manifest.json" in stats["coverage"]["skipped"]
     text = format_stats(stats)
@@ -368,10 +370,10 @@ def test_stats_without_manifest_skip_coverage_and_tokens(corpus, tmp_path):
 def test_cost_is_shown_when_the_manifest_records_it(corpus, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(corpus, run)
-    data = json.loads((run / MANIFEST).read_text())
+    data = json.loads((run / MANIFEST_FILE).read_text())
     data["cost_usd"] = 1.25
     data["usage"]["judge"]["cost_usd"] = 0.25
-    (run / MANIFEST).write_text(json.dumps(data))
+    (run / MANIFEST_FILE).write_text(json.dumps(data))
     manifest = Manifest.model_validate(data)
     if getattr(manifest, "cost_usd", None) is None:
         pytest.skip("this schema.Manifest has no cost_usd field yet")

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from corpora import make_corpus
 
-from synth_empathy.corpus.store import KEPT, MANIFEST
+from synth_empathy.corpus.read import read_corpus
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE
 from synth_empathy.errors import UserError
 from synth_empathy.publish.report import render_report, write_report
-from synth_empathy.publish.stats import read_corpus, stats_for_corpus
+from synth_empathy.publish.stats import stats_for_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
@@ -107,7 +108,7 @@ def test_rendered_dom_has_the_plot_elements(report, tmp_path):
 
 def test_report_without_a_catalog_draws_the_cells_it_saw(tmp_path):
     corpus_dir = make_corpus(tmp_path / "run", n=10, rejected=0)
-    (corpus_dir / MANIFEST).unlink()
+    (corpus_dir / MANIFEST_FILE).unlink()
     corpus = read_corpus(corpus_dir)
     page = render_report(corpus, stats_for_corpus(corpus))
     assert "Only the cells seen in the corpus are drawn" in page
@@ -118,7 +119,7 @@ def test_report_without_a_catalog_draws_the_cells_it_saw(tmp_path):
 
 def test_report_of_a_corpus_with_nothing_kept_still_renders(tmp_path):
     corpus_dir = make_corpus(tmp_path / "run", n=3, rejected=4)
-    (corpus_dir / KEPT).write_text("")
+    (corpus_dir / KEPT_FILE).write_text("")
     out = write_report(corpus_dir, tmp_path / "r.html")
     page = out.read_text(encoding="utf-8")
     assert "No kept dialogue." in page and 'id="score-sensibility"' in page

@@ -5,7 +5,7 @@ import pytest
 from scripted import PROSE, ScriptedEngine, scripted_lm, varied_prose
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.errors import RunError, UserError
 from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Manifest, Rejection
@@ -29,10 +29,10 @@ def _records(path):
 def test_generate_writes_valid_kept_rejected_manifest_and_card(tmp_path, small_catalog_overrides):
     manifest = _generate(tmp_path, small_catalog_overrides, n=3)
     out = tmp_path / "out"
-    kept = [Dialogue.model_validate(r) for r in _records(out / KEPT)]
-    rejected = [Rejection.model_validate(r) for r in _records(out / REJECTED)]
+    kept = [Dialogue.model_validate(r) for r in _records(out / KEPT_FILE)]
+    rejected = [Rejection.model_validate(r) for r in _records(out / REJECTED_FILE)]
     assert len(kept) + len(rejected) == 3 and len(kept) >= 1
-    assert Manifest.model_validate_json((out / MANIFEST).read_text()).counts["kept"] == len(kept)
+    assert Manifest.model_validate_json((out / MANIFEST_FILE).read_text()).counts["kept"] == len(kept)
     assert manifest.usage["judge"].calls == len(kept) + sum(r.stage == "judge" for r in rejected)
     assert manifest.usage["seeker"].input_tokens > 0
     assert "Synthetic empathetic dialogues" in (out / "README.md").read_text()
@@ -44,17 +44,17 @@ def test_rerun_into_the_same_folder_resumes_without_duplicates(tmp_path, small_c
     _generate(tmp_path, small_catalog_overrides, n=2)
     _generate(tmp_path, small_catalog_overrides, n=4, resume=True)
     out = tmp_path / "out"
-    ids = [r["id"] for r in _records(out / KEPT) + _records(out / REJECTED)]
+    ids = [r["id"] for r in _records(out / KEPT_FILE) + _records(out / REJECTED_FILE)]
     assert len(ids) == 4 == len(set(ids))
 
 
 def test_torn_last_line_is_repaired_on_resume(tmp_path, small_catalog_overrides):
     _generate(tmp_path, small_catalog_overrides, n=2)
-    kept = tmp_path / "out" / KEPT
+    kept = tmp_path / "out" / KEPT_FILE
     lines = kept.read_text().splitlines(keepends=True)
     kept.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # crash mid-write
     _generate(tmp_path, small_catalog_overrides, n=2)
-    records = _records(kept) + _records(tmp_path / "out" / REJECTED)
+    records = _records(kept) + _records(tmp_path / "out" / REJECTED_FILE)
     assert len({r["id"] for r in records}) == 2 == len(records)
 
 
@@ -73,15 +73,15 @@ def test_failed_generation_is_a_rejection_with_the_error_never_a_placeholder(tmp
     broken = ScriptedEngine(fail_on={"ChooseStrategy"})
     with pytest.raises(RunError, match="all 2 dialogues"):
         _generate(tmp_path, small_catalog_overrides, n=2, generator_engine=broken)
-    rejected = _records(tmp_path / "out" / REJECTED)
+    rejected = _records(tmp_path / "out" / REJECTED_FILE)
     assert [r["reasons"] for r in rejected] == [["generation_failed"]] * 2
     assert "scripted failure in ChooseStrategy" in rejected[0]["detail"]
-    assert not (tmp_path / "out" / KEPT).read_text()
+    assert not (tmp_path / "out" / KEPT_FILE).read_text()
 
 
 def test_judge_failure_is_recorded_with_the_dialogue(tmp_path, small_catalog_overrides):
     _generate(tmp_path, small_catalog_overrides, n=1, judge={"JudgeDialogue": {"sensibility": 99}})
-    (rejection,) = _records(tmp_path / "out" / REJECTED)
+    (rejection,) = _records(tmp_path / "out" / REJECTED_FILE)
     assert rejection["stage"] == "judge" and rejection["reasons"] == ["judge_failed"]
     assert rejection["dialogue"]["turns"]
 
@@ -90,7 +90,7 @@ def test_low_scores_are_rejected_with_reason_codes(tmp_path, small_catalog_overr
     low = {"JudgeDialogue": {"sensibility": 3, "rationality": 9}}
     manifest = _generate(tmp_path, small_catalog_overrides, n=2, judge=low)
     assert manifest.rejection_reasons == {"low_sensibility": 2}
-    assert all(r["dialogue"]["scores"]["sensibility"] == 3 for r in _records(tmp_path / "out" / REJECTED))
+    assert all(r["dialogue"]["scores"]["sensibility"] == 3 for r in _records(tmp_path / "out" / REJECTED_FILE))
 
 
 def test_identical_dialogues_are_deduplicated(tmp_path, small_catalog_overrides):

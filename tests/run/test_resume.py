@@ -14,7 +14,7 @@ from fake_openai import FakeOpenAIServer
 from runs import all_records, responder, scripted_run
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus.store import KEPT, MANIFEST, repair_torn_tail
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, repair_torn_tail
 from synth_empathy.errors import UserError
 from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Manifest, Rejection
@@ -22,7 +22,7 @@ from synth_empathy.schema import Dialogue, Manifest, Rejection
 
 def test_resume_after_a_crash_redoes_only_the_lost_seeds(tmp_path):
     scripted_run(tmp_path, 4)
-    kept = tmp_path / "out" / KEPT
+    kept = tmp_path / "out" / KEPT_FILE
     lines = kept.read_text().splitlines(keepends=True)
     lost = [json.loads(line)["id"] for line in lines[-2:]]
     kept.write_text("".join(lines[:-2]) + lines[-2][:40])  # one record lost, the next torn mid-write
@@ -60,7 +60,7 @@ def test_runtime_settings_may_change_on_resume_but_what_is_written_may_not(tmp_p
 
 def test_a_folder_left_by_a_kill_before_the_first_manifest_is_reused(tmp_path):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / (MANIFEST + ".tmp")).write_text("{")
+    (tmp_path / "out" / (MANIFEST_FILE + ".tmp")).write_text("{")
     scripted_run(tmp_path, 1)
     assert len(all_records(tmp_path / "out")) == 1
 
@@ -82,7 +82,7 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(tmp_pat
          "--concurrency", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=os.environ.copy())
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not ((out / KEPT).exists() and (out / KEPT).read_text()):
+    while time.monotonic() < deadline and not ((out / KEPT_FILE).exists() and (out / KEPT_FILE).read_text()):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)  # dialogues are in flight: 8 seeds, 2 at a time, one written so far
     _, err = proc.communicate(timeout=20)
@@ -93,7 +93,7 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_resume_finishes(tmp_pat
     written = all_records(out)
     assert 1 <= len(written) < 8
     [Dialogue.model_validate(r) if "turns" in r else Rejection.model_validate(r) for r in written]
-    assert Manifest.model_validate_json((out / MANIFEST).read_text()).finished is None
+    assert Manifest.model_validate_json((out / MANIFEST_FILE).read_text()).finished is None
 
     manifest = run_generate(load_config(cfg, {"n": 8, "concurrency": 8}), out, resume=True)
     ids = [r["id"] for r in all_records(out)]
