@@ -29,8 +29,8 @@ from mock_endpoint import MockEndpoint  # noqa: E402
 from report_section import machine, stamp, write_section  # noqa: E402
 
 from synth_empathy.config import load_config  # noqa: E402
-from synth_empathy.distributed.generate import RayExecutor  # noqa: E402
-from synth_empathy.pipeline import run_generate  # noqa: E402
+from synth_empathy.run.generate import run_generate  # noqa: E402
+from synth_empathy.run.ray_engine import RayExecutor  # noqa: E402
 
 
 def run(endpoint: MockEndpoint, out: Path, n: int, concurrency: int, workers: int) -> dict:

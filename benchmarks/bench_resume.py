@@ -33,7 +33,7 @@ from mock_endpoint import MockEndpoint  # noqa: E402
 from report_section import machine, stamp, write_section  # noqa: E402
 
 from synth_empathy.config import load_config  # noqa: E402
-from synth_empathy.corpus import KEPT, MANIFEST, REJECTED  # noqa: E402
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, REJECTED_FILE  # noqa: E402
 from synth_empathy.graphs.catalog import load_catalog  # noqa: E402
 from synth_empathy.graphs.sampler import plan_seeds  # noqa: E402
 from synth_empathy.schema import Dialogue, Manifest, Rejection  # noqa: E402
@@ -87,23 +87,23 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            tail_torn = torn(out / KEPT) or torn(out / REJECTED)
-            rounds.append((delay, lines(out / KEPT) + lines(out / REJECTED), tail_torn))
+            tail_torn = torn(out / KEPT_FILE) or torn(out / REJECTED_FILE)
+            rounds.append((delay, lines(out / KEPT_FILE) + lines(out / REJECTED_FILE), tail_torn))
             if args.tear_every and len(rounds) % args.tear_every == 0 and not tail_torn:
-                tear(out / KEPT)
+                tear(out / KEPT_FILE)
                 injected += 1
             print(f"kill {len(rounds)} after {delay:.2f} s: {rounds[-1][1]} lines, torn tail: {tail_torn}")
         final = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
         print(final.stdout.strip())
 
         records, invalid = [], 0
-        for name, model in ((KEPT, Dialogue), (REJECTED, Rejection)):
+        for name, model in ((KEPT_FILE, Dialogue), (REJECTED_FILE, Rejection)):
             for line in (out / name).read_text().splitlines():
                 try:
                     records.append(model.model_validate_json(line))
                 except ValueError:
                     invalid += 1
-        manifest = Manifest.model_validate_json((out / MANIFEST).read_text())
+        manifest = Manifest.model_validate_json((out / MANIFEST_FILE).read_text())
     config = load_config()
     planned = {s.id for s in plan_seeds(load_catalog(config.personas_dir, config.scenarios_dir), args.n, 0)}
     ids = [r.id for r in records]

@@ -10,18 +10,18 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import dspy
 
 from synth_empathy.config import RunConfig
+from synth_empathy.errors import require_extra
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
-from synth_empathy.pipeline import DialogueFilter, Run, run_generate
 from synth_empathy.programs import Programs, load_programs
+from synth_empathy.run.generate import CustomFilter, Run, run_generate
+from synth_empathy.run.workers import Workers
 from synth_empathy.schema import Dialogue, Manifest, Seed
 
 
@@ -40,7 +40,7 @@ class Generator:
 
     def __init__(self, config: RunConfig | None = None, *, seeker: dspy.Module | None = None,
                  supporter: dspy.Module | None = None, critique: dspy.Module | None = None,
-                 judge: dspy.Module | None = None, filters: Sequence[DialogueFilter] = (),
+                 judge: dspy.Module | None = None, filters: Sequence[CustomFilter] = (),
                  catalog: Catalog | None = None, generator_lm: dspy.LM | None = None,
                  judge_lm: dspy.LM | None = None) -> None:
         self.config = config or RunConfig()
@@ -67,22 +67,11 @@ class Generator:
         """Yield each kept dialogue as soon as it is made and has passed the filters; nothing is written.
         Rejections are dropped here; use `run()` to keep them on disk."""
         run = Run(self.config, Path("."), **self._parts())
-        seeds = iter(plan_for(run.catalog, self.config))
-        pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="stream")
         # A bounded window of seeds in flight: a consumer that stops early does not wait for the whole plan.
-        inflight = {pool.submit(run.make, seed) for seed in itertools.islice(seeds, self.config.concurrency)}
-        try:
-            while inflight:
-                done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    following = next(seeds, None)
-                    if following is not None:
-                        inflight.add(pool.submit(run.make, following))
-                    outcome = future.result()
-                    if isinstance(outcome, Dialogue):
-                        yield outcome
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        with Workers(run.make, self.config.concurrency, name="stream") as pool:
+            for outcome in pool.as_finished(plan_for(run.catalog, self.config), window=self.config.concurrency):
+                if isinstance(outcome, Dialogue):
+                    yield outcome
 
     def run(self, out_dir: str | Path, resume: bool = False) -> Manifest:
         """The CLI's path: write the corpus (kept, rejected, manifest, card) to `out_dir`; resumable."""
@@ -91,10 +80,7 @@ class Generator:
     def to_hf_iterable_dataset(self):
         """A `datasets.IterableDataset` over `stream()`, for PyTorch/Hugging Face data loaders.
         Each row: id, messages (user = seeker, assistant = supporter), emotion, problem_type, scores."""
-        try:
-            from datasets import IterableDataset
-        except ImportError as exc:  # pragma: no cover - the [hf] extra
-            raise ImportError("to_hf_iterable_dataset needs `pip install 'synth-empathy[hf]'`") from exc
+        IterableDataset = require_extra("datasets", "hf", "to_hf_iterable_dataset").IterableDataset
 
         def rows():
             for d in self.stream():

@@ -61,7 +61,7 @@ def _model_overrides(backend, model, api_base, api_key_env, judge_model) -> dict
 
 def _progress(total: int):
     """A live bar on a terminal, plain log lines elsewhere (CI, pipes)."""
-    from synth_empathy.progress import progress_for
+    from synth_empathy.run.progress import progress_for
 
     return progress_for(total)
 
@@ -87,7 +87,7 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
-    from synth_empathy.pipeline import run_generate
+    from synth_empathy.run.generate import run_generate
 
     overrides = _model_overrides(backend, model, api_base, api_key_env, judge_model)
     overrides["n"] = n
@@ -105,10 +105,7 @@ def generate(
         raise UserError("--ray-address needs --engine ray")
     executor = None
     if cfg.engine == "ray":
-        from synth_empathy.distributed import require_ray
-
-        require_ray()
-        from synth_empathy.distributed.generate import RayExecutor
+        from synth_empathy.run.ray_engine import RayExecutor
 
         executor = RayExecutor.from_config(cfg.ray, address=ray_address)
     progress = _progress(cfg.n)
@@ -216,7 +213,7 @@ def graph_import(
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
-    from synth_empathy.graphs.importers import read_dataset, write_import
+    from synth_empathy.corpus.importers import read_dataset, write_import
 
     cfg = load_config(config)
     report = write_import(read_dataset(file, fmt), out, scenarios_dir=cfg.scenarios_dir)
@@ -228,10 +225,9 @@ def graph_import(
 
 def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
     from synth_empathy.lm import build_lm, model_label
-    from synth_empathy.pipeline import judge_model_config
 
     cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, judge_model))
-    judge_cfg = judge_model_config(cfg)
+    judge_cfg = cfg.judge_model()
     return cfg, build_lm(judge_cfg), model_label(judge_cfg)
 
 
@@ -258,7 +254,7 @@ def filter_cmd(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
-    from synth_empathy.filtering import format_sweep, run_filter
+    from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
     cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select)
@@ -278,11 +274,11 @@ def dedup_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
-    from synth_empathy.filtering import load_dialogues
+    from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.filters.dedup import dedup_dialogues
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
     kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
     dup_path = out.with_name(out.stem + ".duplicates.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -304,11 +300,12 @@ def judge_cmd(
     judge_model: JudgeModelOpt = None,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
-    from synth_empathy.filtering import judge_all, load_dialogues
+    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
+    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
     outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
@@ -338,7 +335,7 @@ def judge_eval_cmd(
     --format labels reads DIR/labels.jsonl from `review` with the recorded judge scores of DIR (no model call):
     the same figures as `calibrate DIR`."""
     if fmt == "labels":
-        from synth_empathy.human_agreement import format_text
+        from synth_empathy.publish.human_agreement import format_text
         from synth_empathy.review.calibrate import human_agreement_for
         from synth_empathy.review.labels import read_labels
 
@@ -391,7 +388,7 @@ def optimize_cmd(
     Human labels from `review` override the judge where they exist (see optimize.trainset)."""
     import dspy
 
-    from synth_empathy.filtering import load_dialogues
+    from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.lm import PlainAdapter, build_lm
     from synth_empathy.optimize import OPTIMIZERS, TRAINABLE, compile_program, save_program
     from synth_empathy.optimize import trainset as examples_of
@@ -408,7 +405,7 @@ def optimize_cmd(
     if labels is not None and not labels.is_file():
         raise UserError(f"--labels {labels} does not exist")
     human = read_labels(labels if labels is not None else trainset.parent / LABELS)
-    examples = examples_of(program, load_dialogues(trainset), limit, human)
+    examples = examples_of(program, read_any_dialogues(trainset), limit, human)
     with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
         compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
     path = save_program(compiled, out, program)
@@ -436,7 +433,7 @@ def export_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
-    from synth_empathy.exports import build_filter, export_corpus
+    from synth_empathy.publish.exports import build_filter, export_corpus
 
     flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
                        problem_types=problem_type, strategies=strategy)
@@ -453,7 +450,7 @@ def report_cmd(
     sample: Annotated[int, typer.Option("--sample", help="Dialogues shown in the browsable sample.")] = 24,
 ) -> None:
     """A self-contained HTML report with plots and a sample of dialogues; opens offline."""
-    from synth_empathy.report import write_report
+    from synth_empathy.publish.report import write_report
 
     typer.echo(f"report -> {write_report(corpus, out, sample_size=sample)}")
 
@@ -465,7 +462,7 @@ def stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts, keep rate, score histograms, coverage, tokens and cost of a corpus."""
-    from synth_empathy.corpus_stats import format_stats, stats_for_dir
+    from synth_empathy.publish.stats import format_stats, stats_for_dir
 
     stats = stats_for_dir(corpus)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
@@ -507,8 +504,8 @@ def calibrate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Judge vs human labels: kappa, Spearman, keep accuracy, inter-reviewer agreement, proposed thresholds."""
-    from synth_empathy.card import write_card
-    from synth_empathy.human_agreement import format_text
+    from synth_empathy.publish.card import write_card
+    from synth_empathy.publish.human_agreement import format_text
     from synth_empathy.review.calibrate import human_agreement_for, record_agreement, write_thresholds
 
     if resamples < 0:

@@ -16,7 +16,7 @@ from synth_empathy.errors import UserError
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _catalog_dir(name: str) -> Path:
+def shipped_catalog_dir(name: str) -> Path:
     """Shipped catalogs: the repo's top-level folder, or the copy inside an installed wheel."""
     in_repo = PACKAGE_ROOT.parent / name
     return in_repo if in_repo.is_dir() else PACKAGE_ROOT / "catalog" / name
@@ -146,8 +146,8 @@ class RunConfig(_Section):
     n: int = Field(default=3, ge=1)
     seed: int = 0
     concurrency: int = Field(default=1, ge=1, le=256)
-    personas_dir: Path = Field(default_factory=lambda: _catalog_dir("personas"))
-    scenarios_dir: Path = Field(default_factory=lambda: _catalog_dir("scenarios"))
+    personas_dir: Path = Field(default_factory=lambda: shipped_catalog_dir("personas"))
+    scenarios_dir: Path = Field(default_factory=lambda: shipped_catalog_dir("scenarios"))
     model: ModelConfig = Field(default_factory=ModelConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
@@ -158,7 +158,7 @@ class RunConfig(_Section):
     license: str = "CC-BY-4.0"
     # Keyed by model name as configured (or its label, e.g. "local:x.gguf"); empty = cost unknown, never guessed.
     prices: dict[str, Price] = Field(default_factory=dict)
-    engine: Literal["local", "ray"] = "local"  # threads in this process, or actors on Ray (synth_empathy.distributed)
+    engine: Literal["local", "ray"] = "local"  # threads here, or actors on Ray (run.ray_engine)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     def fingerprint(self) -> str:
@@ -166,6 +166,16 @@ class RunConfig(_Section):
         data = self.model_dump(mode="json", exclude=_RUNTIME_ONLY)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def judge_model(self) -> ModelConfig:
+        """The judge's model: its own when named, else the generator's, at the judge's temperature."""
+        update: dict[str, Any] = {"temperature": self.judge.temperature,
+                                  "max_tokens": max(self.model.max_tokens, 200)}
+        if self.judge.backend:
+            update["backend"] = self.judge.backend
+        if self.judge.model:
+            update["model"] = self.judge.model
+        return self.model.model_copy(update=update)
 
     def public_dict(self) -> dict[str, Any]:
         # Holds no secret: keys are only ever named by their environment variable.

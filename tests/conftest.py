@@ -34,10 +34,21 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:
         yield server
 
 
-CATALOG = Path(__file__).parent / "data" / "catalog"
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+CATALOG = DATA / "catalog"
 
 
 @pytest.fixture
 def small_catalog_overrides() -> dict:
     """RunConfig overrides that point at the small test catalog (3 personas, 4 situations)."""
     return {"personas_dir": str(CATALOG / "personas"), "scenarios_dir": str(CATALOG / "scenarios")}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance (2 CPUs) for one test module, shut down after it so no later test runs beside Ray."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

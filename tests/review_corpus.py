@@ -6,7 +6,8 @@ from pathlib import Path
 
 from test_exports import make_corpus
 
-from synth_empathy.corpus import KEPT, read_dialogues
+from synth_empathy.corpus.read import read_dialogues
+from synth_empathy.corpus.store import KEPT_FILE
 from synth_empathy.schema import Critique, Dialogue, Draft, Label, Ratings, TurnEdit
 
 
@@ -24,11 +25,12 @@ def with_drafts(d: Dialogue) -> Dialogue:
 def make_review_corpus(out: Path, n: int = 12, rejected: int = 8) -> Path:
     """make_corpus, with drafts on the first two kept dialogues and three judge samples on the third."""
     make_corpus(out, n=n, rejected=rejected)
-    dialogues = read_dialogues(out / KEPT)
+    dialogues = read_dialogues(out / KEPT_FILE)
     dialogues[0], dialogues[1] = with_drafts(dialogues[0]), with_drafts(dialogues[1])
     spread = dialogues[2].scores.model_copy(update={"samples": 3, "spread": {"sensibility": 5.0, "rationality": 1.0}})
     dialogues[2] = dialogues[2].model_copy(update={"scores": spread})
-    (out / KEPT).write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in dialogues), encoding="utf-8")
+    lines = "".join(d.model_dump_json(exclude_none=True) + "\n" for d in dialogues)
+    (out / KEPT_FILE).write_text(lines, encoding="utf-8")
     return out
 
 

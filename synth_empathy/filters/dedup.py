@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -35,6 +35,7 @@ from datasketch import MinHash
 from synth_empathy.config import DedupConfig
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Rejection
+from synth_empathy.text import jaccard, normalize_text, shingles, words
 
 # Seed of the MinHash permutations. DedupConfig has no field for it yet; 1 is datasketch's default,
 # so a plain ``datasketch.MinHash(num_perm=...)`` with our hashfunc reproduces our signatures.
@@ -59,11 +60,6 @@ _EMPTY_VALUE = {"affine32": np.uint32(0xFFFFFFFF), "legacy": np.uint64(0xFFFFFFF
 # Odd 64-bit multiplier (from splitmix64) for folding a band's rows into one key.
 _BAND_MULT = np.uint64(0x9E3779B97F4A7C15)
 
-_PUNCT = re.compile(r"[^\w\s]+")
-# str.translate is ~10x faster than the regex on pure-ASCII text; the table deletes exactly the
-# ASCII characters the regex would, so both paths give the same result.
-_ASCII_PUNCT = str.maketrans({c: None for c in map(chr, range(128)) if _PUNCT.fullmatch(c)})
-
 _EMPTY_TEXT_HASH = xxhash.xxh3_64_intdigest(b"")
 
 Kind = Literal["exact", "near"]
@@ -80,28 +76,18 @@ class DuplicateOf(NamedTuple):
 # ------------------------------------------------------------------ text -> shingle hashes
 
 
-def normalize_text(text: str) -> str:
-    """Lowercase, delete punctuation, collapse whitespace to single spaces."""
-    text = text.lower()
-    text = text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub("", text)
-    return " ".join(text.split())
-
-
 def text_hash(normalized: bytes) -> int:
     """64-bit hash of a normalized text; equal hashes mean exact duplicates."""
     return xxhash.xxh3_64_intdigest(normalized)
 
 
 def _ngrams(tokens: list[bytes], ngram: int) -> Iterable[bytes]:
-    # A text shorter than one n-gram still gets one shingle (itself), so it can match its copies.
-    if len(tokens) < ngram:
-        return [b" ".join(tokens)] if tokens else []
-    return map(b" ".join, zip(*(tokens[i:] for i in range(ngram)), strict=False))
+    return map(b" ".join, shingles(tokens, ngram))
 
 
-def shingles(text: str, ngram: int) -> list[str]:
+def readable_shingles(text: str, ngram: int) -> list[str]:
     """The word n-grams of a text after normalization (readable form of ``shingle_hashes``)."""
-    return [g.decode() for g in _ngrams(normalize_text(text).encode().split(), ngram)]
+    return [" ".join(g) for g in shingles(words(text), ngram)]
 
 
 def _shingle_count(normalized: bytes, ngram: int) -> int:
@@ -295,14 +281,6 @@ def candidate_pairs(keys: np.ndarray, is_new: np.ndarray) -> np.ndarray:
     return np.stack([codes // len(keys), codes % len(keys)], axis=1)
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact Jaccard of two sorted arrays of distinct values (0.0 for two empty sets)."""
-    if not len(a) and not len(b):
-        return 0.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return inter / (len(a) + len(b) - inter)
-
-
 # ------------------------------------------------------------------ grouping
 
 
@@ -326,7 +304,7 @@ def _components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _keepers(rank: Sequence[int], is_old: Sequence[bool],
+def keepers(rank: Sequence[int], is_old: Sequence[bool],
              edges: list[tuple[int, int, float]]) -> dict[int, tuple[int, float]]:
     """Drop map {item: (kept item, jaccard)} for items linked by verified edges.
 
@@ -353,7 +331,7 @@ def _keepers(rank: Sequence[int], is_old: Sequence[bool],
     return dropped
 
 
-def _rank(ids: Sequence[str], scores: Sequence[float | None] | None) -> list[int]:
+def keeper_rank(ids: Sequence[str], scores: Sequence[float | None] | None) -> list[int]:
     """Keeper preference of each item (0 = best): highest score first, then smallest id."""
 
     def key(i: int) -> tuple[float, str]:
@@ -536,7 +514,7 @@ class DedupIndex:
 # ------------------------------------------------------------------ batch API
 
 
-def _check_inputs(ids: Sequence[str], texts: Sequence[str], scores: Sequence[float | None] | None) -> None:
+def check_inputs(ids: Sequence[str], texts: Sequence[str], scores: Sequence[float | None] | None) -> None:
     if len(ids) != len(texts) or (scores is not None and len(scores) != len(ids)):
         raise ValueError("ids, texts and scores must have the same length")
     if len(set(ids)) != len(ids):
@@ -552,7 +530,7 @@ def find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfig,
     last), then smallest id. With an ``index`` the batch is also checked against it, ids already in
     the index count as kept and are skipped, and the newly kept items are added to the index.
     """
-    _check_inputs(ids, texts, scores)
+    check_inputs(ids, texts, scores)
     if not config.enabled or not ids:
         return {}
     if index is not None and not index.compatible(config):
@@ -562,7 +540,7 @@ def find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfig,
     ids = [ids[i] for i in fresh]
     if not ids:
         return {}
-    rank = _rank(ids, [scores[i] for i in fresh] if scores is not None else None)
+    rank = keeper_rank(ids, [scores[i] for i in fresh] if scores is not None else None)
     normalized = [normalize_text(texts[i]).encode() for i in fresh]
     hashes = np.fromiter(map(text_hash, normalized), dtype=np.uint64, count=len(normalized))
 
@@ -633,7 +611,7 @@ def _near_duplicates(old: DedupIndex, normalized: list[bytes], rep_rank: list[in
         if sim >= config.threshold:
             edges.append((u, v, sim))
     rank = list(range(m)) + [m + r for r in rep_rank]
-    dropped = _keepers(rank, [True] * m + [False] * len(normalized), edges)
+    dropped = keepers(rank, [True] * m + [False] * len(normalized), edges)
     return {item - m: target for item, target in dropped.items()}, new
 
 
@@ -664,9 +642,46 @@ class _DialogueTexts(Sequence[str]):
         return dialogue_text(self._dialogues[i], self._scope)
 
 
-def duplicate_detail(dup: DuplicateOf) -> str:
-    """The rejection detail for a duplicate."""
-    return f"duplicates {dup.kept_id} (Jaccard {dup.jaccard:.2f})"
+def duplicate_rejection(d: Dialogue, dup: DuplicateOf) -> Rejection:
+    """The dedup stage's rejection of `d`, naming the kept dialogue it duplicates; it carries the dialogue."""
+    reason = "exact_duplicate" if dup.kind == "exact" else "near_duplicate"
+    return Rejection(id=d.id, stage="dedup", reasons=[reason], seed=d.seed, dialogue=d,
+                     detail=f"duplicates {dup.kept_id} (Jaccard {dup.jaccard:.2f})")
+
+
+class DedupGate:
+    """A run's kept set, shared by its dialogue threads.
+
+    `check` before the judge, so no judge calls are spent on a duplicate; `admit` after it, which checks
+    again and adds under one lock, so two near-duplicates judged at the same time are never both kept.
+    With dedup switched off both always pass.
+    """
+
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+        self.index = DedupIndex(config)
+        self._lock = threading.Lock()
+
+    def add_kept(self, dialogues: Sequence[Dialogue]) -> None:
+        """Dialogues kept earlier (a resumed run), in one batch: the vectorized signature path."""
+        with self._lock:
+            self.index.add_many([d.id for d in dialogues], [dialogue_text(d, self.config.scope) for d in dialogues])
+
+    def check(self, dialogue: Dialogue) -> Rejection | None:
+        return self._duplicate(dialogue, admit=False)
+
+    def admit(self, dialogue: Dialogue) -> Rejection | None:
+        return self._duplicate(dialogue, admit=True)
+
+    def _duplicate(self, dialogue: Dialogue, admit: bool) -> Rejection | None:
+        if not self.config.enabled:
+            return None
+        text = dialogue_text(dialogue, self.config.scope)
+        with self._lock:
+            dup = self.index.query(text)
+            if dup is None and admit:
+                self.index.add(dialogue.id, text)
+        return None if dup is None else duplicate_rejection(dialogue, dup)
 
 
 def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
@@ -681,7 +696,5 @@ def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
         if dup is None:
             kept.append(d)
         else:
-            reason = "exact_duplicate" if dup.kind == "exact" else "near_duplicate"
-            rejections.append(Rejection(id=d.id, stage="dedup", reasons=[reason], detail=duplicate_detail(dup),
-                                        seed=d.seed, dialogue=d))
+            rejections.append(duplicate_rejection(d, dup))
     return kept, rejections

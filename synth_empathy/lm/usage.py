@@ -11,10 +11,13 @@ from contextvars import ContextVar
 
 import dspy
 
-from synth_empathy.config import Price
+from synth_empathy.config import ModelConfig, Price
 from synth_empathy.schema import StageUsage
 
 UNSTAGED = "other"  # calls made outside any `stage()` block
+GENERATOR_STAGES = ("seeker", "supporter", "critique", "revise")  # the generator model's stages; "judge" is the judge's
+# the fields that add up across calls and sessions
+COUNTED = ("calls", "input_tokens", "cached_input_tokens", "output_tokens", "retries")
 
 
 def _tokens(entry: dict) -> tuple[int, int, int]:
@@ -44,6 +47,34 @@ def cost_usd(usage: StageUsage, price: Price | None) -> float | None:
     return round(dollars / 1e6, 6)
 
 
+def add_usage(into: StageUsage, part: StageUsage) -> None:
+    """Add `part`'s calls, tokens and retries to `into` (latency percentiles and cost do not add)."""
+    for name in COUNTED:
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+
+
+def price_for(prices: dict[str, Price], model: ModelConfig, label: str) -> Price | None:
+    """A model's price, keyed by its configured name or its label (e.g. "local:x.gguf"); None = unknown."""
+    for key in (model.model, label):
+        if key and key in prices:
+            return prices[key]
+    return None
+
+
+def with_earlier_usage(usage: dict[str, StageUsage], earlier: dict[str, StageUsage],
+                       prices: dict[str, Price | None]) -> dict[str, StageUsage]:
+    """This session's usage plus the earlier sessions', each stage priced; latency percentiles are this
+    session's when it has any."""
+    for name, before in earlier.items():
+        mine = usage.setdefault(name, StageUsage(p50_s=before.p50_s, p95_s=before.p95_s))
+        add_usage(mine, before)
+        if mine.p50_s is None:
+            mine.p50_s, mine.p95_s = before.p50_s, before.p95_s
+    for name, mine in usage.items():
+        mine.cost_usd = cost_usd(mine, prices.get(name))
+    return usage
+
+
 class UsageMeter:
     """Thread-safe totals per stage.
 
@@ -65,14 +96,12 @@ class UsageMeter:
             finally:
                 _current_stage.reset(token)
                 entries = [e for per_lm in tracker.usage_data.values() for e in per_lm]
+                tokens = [_tokens(entry) for entry in entries]
+                part = StageUsage(calls=len(entries), input_tokens=sum(i for i, _, _ in tokens),
+                                  cached_input_tokens=sum(c for _, c, _ in tokens),
+                                  output_tokens=sum(o for _, _, o in tokens))
                 with self._lock:
-                    usage = self.stages.setdefault(name, StageUsage())
-                    usage.calls += len(entries)
-                    for entry in entries:
-                        inp, cached, out = _tokens(entry)
-                        usage.input_tokens += inp
-                        usage.cached_input_tokens += cached
-                        usage.output_tokens += out
+                    add_usage(self.stages.setdefault(name, StageUsage()), part)
 
     def add_latency(self, stage: str, seconds: float) -> None:
         with self._lock:
@@ -87,15 +116,21 @@ class UsageMeter:
         with self._lock:
             return sum(s.calls for s in self.stages.values())
 
-    def totals(self) -> StageUsage:
+    def drain(self) -> dict[str, dict]:
+        """Take the totals and latencies so far, leaving the meter empty: {stage: {calls, ..., latencies}},
+        JSON-ready, for another process's meter to `merge`. Drained parts add up to exactly what was metered."""
         with self._lock:
-            return StageUsage(
-                calls=sum(s.calls for s in self.stages.values()),
-                input_tokens=sum(s.input_tokens for s in self.stages.values()),
-                cached_input_tokens=sum(s.cached_input_tokens for s in self.stages.values()),
-                output_tokens=sum(s.output_tokens for s in self.stages.values()),
-                retries=sum(s.retries for s in self.stages.values()),
-            )
+            stages, latencies = self.stages, self.latencies
+            self.stages, self.latencies = {}, {}
+        return {name: {**usage.model_dump(include=set(COUNTED)), "latencies": latencies.get(name, [])}
+                for name, usage in stages.items()}
+
+    def merge(self, drained: dict[str, dict]) -> None:
+        """Add what another meter's `drain` took."""
+        with self._lock:
+            for name, part in drained.items():
+                add_usage(self.stages.setdefault(name, StageUsage()), StageUsage(**{k: part[k] for k in COUNTED}))
+                self.latencies.setdefault(name, []).extend(part["latencies"])
 
     def snapshot(self) -> dict[str, StageUsage]:
         """A copy per stage, with the p50/p95 of its call latencies."""

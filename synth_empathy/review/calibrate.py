@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus import read_manifest, write_manifest
+from synth_empathy.corpus.manifest import read_manifest, write_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.filters.calibration import RESAMPLES, calibrate
 from synth_empathy.review.items import keep_thresholds, load_items

@@ -8,7 +8,9 @@ from pathlib import Path
 import pydantic
 
 from synth_empathy.config import JudgeConfig
-from synth_empathy.corpus import KEPT, REJECTED, iter_jsonl, read_dialogues, read_manifest
+from synth_empathy.corpus.manifest import read_manifest
+from synth_empathy.corpus.read import read_dialogues
+from synth_empathy.corpus.store import KEPT_FILE, REJECTED_FILE, iter_jsonl
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Rejection
 
@@ -30,11 +32,11 @@ class ReviewItem:
 def load_items(corpus_dir: Path) -> list[ReviewItem]:
     """Kept dialogues, then rejected records that hold a dialogue (a generation failure has none to read)."""
     corpus_dir = Path(corpus_dir)
-    kept_path = corpus_dir / KEPT
+    kept_path = corpus_dir / KEPT_FILE
     if not kept_path.is_file():
-        raise UserError(f"{corpus_dir} holds no {KEPT}; give the output directory of a generate or filter run")
+        raise UserError(f"{corpus_dir} holds no {KEPT_FILE}; give the output directory of a generate or filter run")
     items = [ReviewItem(d, "kept") for d in read_dialogues(kept_path)]
-    rejected_path = corpus_dir / REJECTED
+    rejected_path = corpus_dir / REJECTED_FILE
     if rejected_path.is_file():
         for i, record in enumerate(iter_jsonl(rejected_path), 1):
             try:

@@ -17,7 +17,7 @@ from typing import IO
 
 import pydantic
 
-from synth_empathy.corpus import iter_jsonl, repair_torn_tail
+from synth_empathy.corpus.store import iter_jsonl, repair_torn_tail
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Label
 

@@ -1,0 +1,1 @@
+"""The output directory: crash-safe store, one reader, dataset importers, the manifest."""

@@ -1,0 +1,1 @@
+"""Publishing a corpus: statistics, the data card, the HTML report, training exports."""

@@ -1,0 +1,519 @@
+"""Convert a corpus (DIR/dialogues.jsonl) into training formats: OpenAI chat fine-tuning JSONL, ShareGPT, and a
+Hugging Face dataset with family-safe train/validation/test splits, optionally pushed to the Hub.
+
+The supporter is the assistant and the seeker the user. Conversions are pure functions of a `Dialogue`;
+`export_corpus` is the one entry point that reads, filters, writes and pushes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synth_empathy.corpus.read import Corpus, read_corpus
+from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
+from synth_empathy.errors import RunError, UserError, require_extra
+from synth_empathy.publish.stats import catalog_for, corpus_stats, count_summary
+from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
+
+if TYPE_CHECKING:
+    from synth_empathy.graphs.catalog import Catalog
+
+FORMATS = ("openai", "sharegpt", "hf", "dpo")
+TARGETS = ("all", "last")
+SPLITS = ("train", "validation", "test")
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+HF_TOKEN_ENV = "HF_TOKEN"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a warm, attentive supporter in an emotional-support conversation. Listen closely, reflect what the "
+    "person feels, ask gentle open questions, and offer suggestions or information only when they help. Keep "
+    "replies short and specific to what they said. You are not a therapist and give no clinical advice; if "
+    "someone may be in danger, encourage them to contact local emergency services or a crisis line."
+)
+
+_ROLE = {"seeker": "user", "supporter": "assistant"}
+_SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+# ------------------------------------------------------------------ filters
+
+
+@dataclass(frozen=True)
+class DialogueFilter:
+    """Which dialogues an export keeps; an empty filter keeps all. A score minimum drops unscored dialogues."""
+
+    min_sensibility: float | None = None
+    min_rationality: float | None = None
+    emotions: frozenset[str] = frozenset()
+    problem_types: frozenset[str] = frozenset()
+    strategies: frozenset[str] = frozenset()  # kept if any supporter turn uses one of them
+
+    def accepts(self, d: Dialogue) -> bool:
+        for minimum, metric in ((self.min_sensibility, "sensibility"), (self.min_rationality, "rationality")):
+            if minimum is not None and (d.scores is None or getattr(d.scores, metric) < minimum):
+                return False
+        if self.emotions and d.seed.emotion not in self.emotions:
+            return False
+        if self.problem_types and d.seed.problem_type not in self.problem_types:
+            return False
+        return not self.strategies or any(t.strategy in self.strategies for t in d.turns if t.role == "supporter")
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_sensibility is not None:
+            parts.append(f"sensibility >= {self.min_sensibility:g}")
+        if self.min_rationality is not None:
+            parts.append(f"rationality >= {self.min_rationality:g}")
+        for name, values in (("emotion", self.emotions), ("problem type", self.problem_types),
+                             ("strategy", self.strategies)):
+            if values:
+                parts.append(f"{name} in {{{', '.join(sorted(values))}}}")
+        return "; ".join(parts) or "none"
+
+
+def _names(values: Iterable[str] | str | None) -> list[str]:
+    """Flag values as given: repeated flags, comma-separated lists, or both."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"[\s-]+", "_", name.strip().lower())
+
+
+def build_filter(min_sensibility: float | None = None, min_rationality: float | None = None,
+                 emotions: Iterable[str] | str | None = None, problem_types: Iterable[str] | str | None = None,
+                 strategies: Iterable[str] | str | None = None) -> DialogueFilter:
+    """A validated filter from flag values; UserError names the first bad one.
+
+    Emotions must be ED labels and strategies ESConv strategies ("reflection of feelings" is read as
+    reflection_of_feelings); problem types are checked against the corpus's catalog when exporting.
+    """
+    for flag, value in (("--min-sensibility", min_sensibility), ("--min-rationality", min_rationality)):
+        if value is not None and not 0 <= value <= 10:
+            raise UserError(f"{flag} must be between 0 and 10, not {value:g}")
+    emotion_set = {_identifier(e) for e in _names(emotions)}
+    for e in sorted(emotion_set):
+        if e not in EMOTIONS:
+            raise UserError(f"--emotion '{e}' is not one of the 32 emotion labels ({', '.join(EMOTIONS)})")
+    strategy_set = {_identifier(s) for s in _names(strategies)}
+    for s in sorted(strategy_set):
+        if s not in STRATEGIES:
+            raise UserError(f"--strategy '{s}' is not an ESConv strategy ({', '.join(STRATEGIES)})")
+    return DialogueFilter(min_sensibility, min_rationality, frozenset(emotion_set),
+                          frozenset(_identifier(p) for p in _names(problem_types)), frozenset(strategy_set))
+
+
+def parse_split(text: str | Sequence[float] | None) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' (or 80,10,10) -> train/validation/test fractions; UserError unless three shares summing to 1."""
+    if text is None:
+        return DEFAULT_SPLIT
+    try:
+        parts = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise UserError(f"--split '{text}' must be three numbers for train,validation,test, like 0.8,0.1,0.1") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0:
+        raise UserError(f"--split '{text}' must be three shares >= 0 for train,validation,test with train > 0")
+    total = sum(parts)
+    if abs(total - 100) < 1e-6:
+        parts = [p / 100 for p in parts]
+    elif abs(total - 1) > 1e-6:
+        raise UserError(f"--split '{text}' must add up to 1 (or 100), not {total:g}")
+    return parts[0], parts[1], parts[2]
+
+
+# ------------------------------------------------------------------ conversions
+
+
+def chat_turns(d: Dialogue) -> list[tuple[str, str]]:
+    """(user|assistant, text) pairs: consecutive turns of one speaker joined, a closing seeker turn dropped
+    (nothing answers it, so it teaches nothing)."""
+    out: list[tuple[str, str]] = []
+    for t in d.turns:
+        role, text = _ROLE[t.role], t.text.strip()
+        if out and out[-1][0] == role:
+            out[-1] = (role, f"{out[-1][1]}\n\n{text}")
+        else:
+            out.append((role, text))
+    while out and out[-1][0] == "user":
+        out.pop()
+    return out
+
+
+def to_messages(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The chat-template form ({role, content}, a system message first) shared by the openai and hf exports."""
+    return [{"role": "system", "content": system_prompt}] + [{"role": r, "content": c} for r, c in chat_turns(d)]
+
+
+def to_openai(d: Dialogue, targets: str = "all", system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
+    """One chat fine-tuning line. targets="last" trains on the final supporter turn only (weight 1, earlier
+    assistant messages weight 0); "all" trains on every supporter turn, OpenAI's default without weights."""
+    messages: list[dict[str, Any]] = to_messages(d, system_prompt)
+    if targets == "last":
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        for i, m in enumerate(messages):
+            if m["role"] == "assistant":
+                m["weight"] = int(i == last)
+    return {"messages": messages}
+
+
+def to_sharegpt(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
+    return {"id": d.id, "conversations": [{"from": _SHAREGPT_FROM[m["role"]], "value": m["content"]}
+                                          for m in to_messages(d, system_prompt)]}
+
+
+def family(d: Dialogue) -> str:
+    """A seed family: one situation, whatever the persona; its dialogues must never straddle splits."""
+    return d.seed.situation.id
+
+
+def hf_row(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
+    """Flat, typed columns for filtering on the Hub, plus `record`, the whole dialogue as JSON (lossless)."""
+    s = d.scores
+    return {
+        "id": d.id,
+        "family": family(d),
+        "emotion": d.seed.emotion,
+        "problem_type": d.seed.problem_type,
+        "situation": d.seed.situation.text,
+        "domain": d.seed.situation.domain,
+        "persona_id": d.seed.persona.id,
+        "intensity": d.seed.intensity,
+        "ending": d.ending,
+        "crisis": d.crisis,
+        "messages": to_messages(d, system_prompt),
+        "turns": [{"role": t.role, "text": t.text, "strategy": t.strategy, "intensity": t.intensity}
+                  for t in d.turns],
+        "sensibility": s.sensibility if s else None,
+        "rationality": s.rationality if s else None,
+        "er": s.er if s else None,
+        "ip": s.ip if s else None,
+        "ex": s.ex if s else None,
+        "generator_model": d.provenance.generator_model,
+        "judge_model": d.provenance.judge_model,
+        "created": d.provenance.created,
+        "record": d.model_dump_json(exclude_none=True),
+    }
+
+
+def _hf_features():
+    from datasets import Features, Value
+
+    text, score = Value("string"), Value("float64")
+    return Features({
+        "id": text, "family": text, "emotion": text, "problem_type": text, "situation": text, "domain": text,
+        "persona_id": text, "intensity": Value("int32"), "ending": text, "crisis": Value("bool"),
+        "messages": [{"role": text, "content": text}],
+        "turns": [{"role": text, "text": text, "strategy": text, "intensity": Value("int32")}],
+        "sensibility": score, "rationality": score, "er": score, "ip": score, "ex": score,
+        "generator_model": text, "judge_model": text, "created": text, "record": text,
+    })
+
+
+def split_by_family(dialogues: Sequence[Dialogue], ratios: Sequence[float] = DEFAULT_SPLIT,
+                    seed: int = 0) -> dict[str, list[Dialogue]]:
+    """Assign whole families to train/validation/test, as close to `ratios` as whole families allow.
+
+    Families are shuffled (seeded), then placed largest first, each into the split furthest below its target
+    size; a split with ratio 0 gets nothing. Deterministic for (dialogues, ratios, seed).
+    """
+    groups: dict[str, list[Dialogue]] = {}
+    for d in dialogues:
+        groups.setdefault(family(d), []).append(d)
+    names = sorted(groups)
+    random.Random(seed).shuffle(names)
+    names.sort(key=lambda f: -len(groups[f]))  # stable: equal sizes keep the shuffled order
+    targets = [r * len(dialogues) for r in ratios]
+    sizes = [0] * len(SPLITS)
+    out: dict[str, list[Dialogue]] = {name: [] for name in SPLITS}
+    open_splits = [i for i, r in enumerate(ratios) if r > 0]
+    for f in names:
+        i = max(open_splits, key=lambda j: (targets[j] - sizes[j], -j))
+        out[SPLITS[i]].extend(groups[f])
+        sizes[i] += len(groups[f])
+    return out
+
+
+# ------------------------------------------------------------------ writing
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote; `summary()` is the line the CLI prints."""
+
+    format: str
+    out: Path
+    dialogues: int
+    filtered_out: int = 0
+    without_reply: int = 0  # dialogues with no supporter turn, which no format can train on
+    splits: dict[str, int] = field(default_factory=dict)
+    families: dict[str, int] = field(default_factory=dict)
+    pushed_to: str | None = None
+    pairs: dict[str, int] = field(default_factory=dict)  # dpo: preference pairs by source, and edits skipped
+
+    def summary(self) -> str:
+        if self.format == "dpo":
+            return (f"exported {sum(v for k, v in self.pairs.items() if k != 'skipped'):,} preference pairs to "
+                    f"{self.out} (dpo: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in self.pairs.items())
+                    + ")")
+        line = f"exported {self.dialogues:,} dialogues to {self.out} ({self.format})"
+        dropped = []
+        if self.filtered_out:
+            dropped.append(f"{self.filtered_out:,} filtered out")
+        if self.without_reply:
+            dropped.append(f"{self.without_reply:,} without a supporter turn skipped")
+        if dropped:
+            line += "; " + ", ".join(dropped)
+        if self.splits:
+            line += "; splits " + ", ".join(f"{k} {v:,} ({self.families[k]:,} families)"
+                                            for k, v in self.splits.items())
+        if self.pushed_to:
+            line += f"; pushed to {self.pushed_to}"
+        return line
+
+
+def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]], as_array: bool = False) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        if as_array:
+            json.dump(list(records), f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        else:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _check_out(out: Path, corpus_dir: Path, fmt: str, overwrite: bool) -> None:
+    corpus_files = {(corpus_dir / name).resolve() for name in (KEPT_FILE, REJECTED_FILE, MANIFEST_FILE, CARD_FILE)}
+    if out.resolve() == corpus_dir.resolve() or out.resolve() in corpus_files:
+        raise UserError(f"--out {out} would overwrite the corpus itself; choose another path")
+    if not out.exists():
+        return
+    if fmt == "hf":
+        if not out.is_dir():
+            raise UserError(f"--out {out} is a file; the hf export needs a folder")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise UserError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
+            if not (out / "dataset_dict.json").is_file():
+                raise UserError(f"--out {out} is not empty and holds no earlier hf export, so --overwrite "
+                                f"will not delete it; choose a new folder")
+    elif out.is_dir():
+        raise UserError(f"--out {out} is a folder; the {fmt} export writes one JSONL file")
+    elif not overwrite:
+        raise UserError(f"--out {out} already exists; choose another path or pass --overwrite")
+
+
+def _check_problem_types(wanted: frozenset[str], corpus_problem_types: set[str], catalog: Catalog | None) -> None:
+    known = {p.id for p in catalog.problem_types} if catalog is not None else corpus_problem_types
+    for p in sorted(wanted - known):
+        where = "the corpus's catalog" if catalog is not None else "this corpus"
+        raise UserError(f"--problem-type '{p}' is not a problem type of {where} ({', '.join(sorted(known))})")
+
+
+def hf_token(env: Mapping[str, str] | None = None) -> str:
+    token = (env if env is not None else os.environ).get(HF_TOKEN_ENV, "").strip()
+    if not token:
+        raise UserError(f"--push needs a Hugging Face token in the {HF_TOKEN_ENV} environment variable; "
+                        f"set it (a write token from your Hugging Face settings) and try again")
+    return token
+
+
+def _check_repo_id(repo_id: str) -> None:
+    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
+        raise UserError(f"--push '{repo_id}' is not a Hugging Face repository id like 'user/dataset-name'")
+
+
+def push_to_hub(export_dir: Path, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
+    """Upload an hf export (README.md card and data/*.parquet) to a Hub dataset repo; returns its URL.
+
+    The token comes from HF_TOKEN unless given; stale parquet files of an earlier push are deleted.
+    """
+    _check_repo_id(repo_id)
+    require_extra("huggingface_hub", "hf", "--push")
+    token = token or hf_token()
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(export_dir),
+                          allow_patterns=[CARD_FILE, "data/*.parquet"], delete_patterns=["data/*.parquet"],
+                          commit_message="Upload synthetic empathetic dialogues (synth-empathy)")
+    except Exception as exc:  # noqa: BLE001 - network and auth errors all end the same way
+        raise RunError(f"pushing {export_dir} to the Hugging Face dataset {repo_id} failed: "
+                       f"{type(exc).__name__}: {exc}") from exc
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def _hub_front_matter(splits: Iterable[str]) -> str:
+    lines = ["configs:", "- config_name: default", "  data_files:"]
+    for name in splits:
+        lines += [f"  - split: {name}", f"    path: data/{name}-*"]
+    return "\n".join(lines) + "\n"
+
+
+def _export_section(fmt: str, result: ExportResult, corpus_kept: int, flt: DialogueFilter,
+                    ratios: Sequence[float], seed: int) -> str:
+    rows = "\n".join(f"| {name} | {result.splits[name]:,} | {result.families[name]:,} |" for name in result.splits)
+    return f"""
+## This export
+
+{result.dialogues:,} of the corpus's {corpus_kept:,} kept dialogues, as a Hugging Face dataset ({fmt}).
+Filters: {flt.describe()}. The statistics above describe the exported dialogues; the counts describe the run.
+
+Splits were drawn with seed {seed} at {"/".join(f"{r:g}" for r in ratios)} (train/validation/test) by
+**seed family**: all dialogues of one situation, whatever the persona, are in the same split, so no situation seen
+in training reappears in evaluation.
+
+| split | dialogues | families |
+| --- | ---: | ---: |
+{rows}
+
+Columns: `messages` (system/user/assistant, ready for a chat template; the supporter is the assistant),
+`turns` (role, text, ESConv strategy, seeker intensity), seed fields (`emotion`, `problem_type`, `situation`,
+`domain`, `persona_id`, `intensity`, `family`), judge scores (`sensibility`, `rationality`, `er`, `ip`, `ex`),
+models, and `record`, the full dialogue as JSON.
+"""
+
+
+HF_FILES = """\
+- `data/<split>-00000-of-00001.parquet`: one Parquet file per split (what the Hub serves).
+- `dataset_dict.json` and one folder per split: the same data for `datasets.load_from_disk`.
+"""
+
+
+def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: DialogueFilter, ratios: Sequence[float],
+              seed: int, system_prompt: str, result: ExportResult) -> None:
+    import datasets
+
+    from synth_empathy.publish.card import render_card_from_stats
+
+    splits = {name: ds for name, ds in split_by_family(dialogues, ratios, seed).items() if ds}
+    features = _hf_features()
+    data = datasets.DatasetDict({
+        name: datasets.Dataset.from_list([hf_row(d, system_prompt) for d in ds], features=features)
+        for name, ds in splits.items()})
+    if out.exists():
+        shutil.rmtree(out)  # _check_out allowed it: an earlier hf export, with --overwrite
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # the CLI prints one summary line, not a bar per split and file
+    try:
+        data.save_to_disk(str(out))
+        (out / "data").mkdir()
+        for name, ds in data.items():
+            ds.to_parquet(str(out / "data" / f"{name}-00000-of-00001.parquet"))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    result.splits = {name: len(ds) for name, ds in splits.items()}
+    result.families = {name: len({family(d) for d in ds}) for name, ds in splits.items()}
+    catalog, note = catalog_for(corpus.manifest)
+    stats = corpus_stats(dialogues, corpus.rejections, corpus.manifest, catalog, note)
+    stats["counts"] = count_summary(corpus.dialogues, corpus.rejections, corpus.manifest)
+    card = render_card_from_stats(
+        stats, corpus.manifest, front_matter_extra=_hub_front_matter(splits),
+        export_section=_export_section("hf", result, len(corpus.dialogues), flt, ratios, seed),
+        files_section=HF_FILES)
+    (out / CARD_FILE).write_text(card, encoding="utf-8")
+
+
+def _write_dpo(corpus: Corpus, chosen: list[Dialogue], flt: DialogueFilter, out: Path,
+               system_prompt: str) -> ExportResult:
+    """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.publish.dpo)."""
+    from synth_empathy.publish.dpo import preference_pairs
+    from synth_empathy.review.labels import LABELS, read_labels
+
+    rejected = [d for r in corpus.rejections if r.get("dialogue") and flt.accepts(d := Dialogue.model_validate(
+        r["dialogue"]))]
+    pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
+    if not pairs:
+        raise UserError(f"{corpus.path} holds no preference pairs: no supporter turn edited in "
+                        f"`synth-empathy review` and no revised draft kept (generate --keep-drafts)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(out, pairs)
+    counts = {source: sum(p["source"] == source for p in pairs) for source in ("human_edit", "critique_revision")}
+    return ExportResult("dpo", out, len({p["dialogue_id"] for p in pairs}), pairs=counts | {"skipped": skipped})
+
+
+def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFilter | None = None,
+                  targets: str = "all", system_prompt: str | None = None,
+                  split: Sequence[float] | str | None = None, seed: int = 0, push: str | None = None,
+                  private: bool = False, overwrite: bool = False) -> ExportResult:
+    """Export DIR/dialogues.jsonl as `fmt` to `out`; UserError (one sentence) for any bad input.
+
+    Args:
+        corpus_dir: an output directory of `generate` or `filter`.
+        fmt: "openai" (chat fine-tuning JSONL), "sharegpt" (JSONL, or a JSON array when out ends in .json),
+            "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card) or "dpo" (TRL
+            preference pairs JSONL from review edits and critique revisions, see synth_empathy.publish.dpo).
+        out: the file (openai, sharegpt) or folder (hf) to write; an existing one is replaced only with overwrite.
+        filters: from `build_filter`; None keeps every dialogue.
+        targets: openai only: "all" supporter turns are training targets, or only the "last" (weight 0/1).
+        system_prompt: the system message; None is DEFAULT_SYSTEM_PROMPT.
+        split: hf only: train/validation/test shares (default 0.8/0.1/0.1), by seed family; seed shuffles them.
+        push: hf only: a Hub dataset repo id; needs HF_TOKEN in the environment (checked before anything is written).
+
+    Example:
+        >>> export_corpus(Path("outputs/run1"), "openai", Path("train.jsonl"), targets="last")  # doctest: +SKIP
+    """
+    corpus_dir, out = Path(corpus_dir), Path(out)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    if targets not in TARGETS:
+        raise UserError(f"--targets must be 'all' or 'last', not '{targets}'")
+    if targets != "all" and fmt != "openai":
+        raise UserError(f"--targets applies to the openai format only (the {fmt} export trains on every reply)")
+    if fmt != "hf" and (split is not None or push):
+        raise UserError(f"--{'push' if push else 'split'} applies to the hf format only")
+    ratios = parse_split(split)
+    if fmt == "hf":
+        require_extra("datasets", "hf", "the hf export")
+    token = None
+    if push:
+        _check_repo_id(push)
+        require_extra("huggingface_hub", "hf", "--push")
+        token = hf_token()
+    flt = filters or DialogueFilter()
+    system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    corpus = read_corpus(corpus_dir)
+    _check_out(out, corpus_dir, fmt, overwrite)
+    if not corpus.dialogues:
+        raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")
+    if flt.problem_types:
+        _check_problem_types(flt.problem_types, {d.seed.problem_type for d in corpus.dialogues},
+                             catalog_for(corpus.manifest)[0])
+    chosen = [d for d in corpus.dialogues if flt.accepts(d)]
+    if not chosen:
+        raise UserError(f"none of the {len(corpus.dialogues):,} dialogues in {corpus_dir} passes the filters "
+                        f"({flt.describe()})")
+    if fmt == "dpo":
+        return _write_dpo(corpus, chosen, flt, out, system_prompt)
+    trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]
+    if not trainable:
+        raise UserError(f"none of the {len(chosen):,} selected dialogues in {corpus_dir} has a supporter turn")
+    result = ExportResult(fmt, out, len(trainable), filtered_out=len(corpus.dialogues) - len(chosen),
+                          without_reply=len(chosen) - len(trainable))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "openai":
+        _write_jsonl(out, (to_openai(d, targets, system_prompt) for d in trainable))
+    elif fmt == "sharegpt":
+        _write_jsonl(out, (to_sharegpt(d, system_prompt) for d in trainable), as_array=out.suffix == ".json")
+    else:
+        _write_hf(trainable, out, corpus, flt, ratios, seed, system_prompt, result)
+        if push:
+            result.pushed_to = push_to_hub(out, push, token=token, private=private)
+    return result
+

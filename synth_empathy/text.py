@@ -1,0 +1,54 @@
+"""Words and their overlap: the one tokeniser, n-grams and the one Jaccard that every stage compares texts with.
+
+Rules (repetition, language), role-play (stalls, what the seeker has said), catalog expansion (near-copy
+nodes), dedup (shingles) and the corpus statistics (distinct-n, self-similarity) all read words the
+same way, so a threshold set in one reads the same in another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+_PUNCT = re.compile(r"[^\w\s]+")
+# str.translate is ~10x faster than the regex on pure-ASCII text; the table deletes exactly the
+# ASCII characters the regex would, so both paths give the same result.
+_ASCII_PUNCT = str.maketrans({c: None for c in map(chr, range(128)) if _PUNCT.fullmatch(c)})
+
+T = TypeVar("T")
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, delete punctuation, collapse whitespace to single spaces."""
+    text = text.lower()
+    text = text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub("", text)
+    return " ".join(text.split())
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, normalized: "I can't sleep." -> ["i", "cant", "sleep"]."""
+    return normalize_text(text).split()
+
+
+def ngrams(tokens: Sequence[T], n: int) -> Iterator[tuple[T, ...]]:
+    """Every run of `n` consecutive tokens, in order (none when there are fewer than `n`)."""
+    return zip(*(tokens[i:] for i in range(n)), strict=False)
+
+
+def shingles(tokens: Sequence[T], n: int) -> Iterator[tuple[T, ...]]:
+    """The n-grams a text is compared by; a text shorter than one n-gram is one shingle (itself), so it
+    can still match its copies."""
+    if 0 < len(tokens) < n:
+        return iter([tuple(tokens)])
+    return ngrams(tokens, n)
+
+
+def jaccard(a, b) -> float:
+    """|A & B| / |A | B| of two sets, or of two sorted numpy arrays of distinct values (the dedup stage's
+    shingle hashes, intersected without building sets); 0.0 for two empty ones."""
+    inter = np.intersect1d(a, b, assume_unique=True).size if isinstance(a, np.ndarray) else len(a & b)
+    union = len(a) + len(b) - inter
+    return inter / union if union else 0.0
