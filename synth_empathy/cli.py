@@ -12,6 +12,7 @@ import typer
 
 from synth_empathy.config import load_config
 from synth_empathy.errors import RunError, UserError
+from synth_empathy.schema import Manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Generate and filter synthetic empathetic dialogues.")
@@ -124,6 +125,12 @@ def generate(
         raise typer.Exit(130) from None
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
+    _say_caveat(manifest)
+
+
+def _say_caveat(manifest: Manifest) -> None:
+    if manifest.judge_caveat:
+        typer.echo(f"Not a quality claim: {manifest.judge_caveat}.")
 
 
 @graph_app.command("stats")
@@ -263,6 +270,7 @@ def filter_cmd(
         typer.echo(format_sweep(table))
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} -> {out}")
+    _say_caveat(manifest)
 
 
 @app.command("dedup")

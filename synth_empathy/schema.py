@@ -266,6 +266,7 @@ class Manifest(BaseModel):
     cost_usd: float | None = None  # None unless every stage that made calls has a price
     tokens_per_kept: float | None = None
     human_agreement: dict | None = None  # judge vs human labels, as `synth-empathy calibrate` computed it
+    judge_caveat: str | None = None  # why the judge's scores are no evidence of quality (embedded or self-judge)
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

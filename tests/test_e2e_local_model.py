@@ -22,6 +22,7 @@ def test_generate_one_dialogue_on_the_embedded_model(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "synth_empathy", "generate", "-n", "1", "--out", str(out),
                            "--config", str(config)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Not a quality claim: the judge is the embedded" in proc.stdout  # the closing line says it plainly
     kept = [Dialogue.model_validate_json(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
     rejected = [Rejection.model_validate_json(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert len(kept) + len(rejected) == 1

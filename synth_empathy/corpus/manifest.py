@@ -14,6 +14,7 @@ import pydantic
 from synth_empathy.config import RunConfig
 from synth_empathy.corpus.store import MANIFEST_FILE, Tally
 from synth_empathy.errors import UserError
+from synth_empathy.filters.judge import judge_caveat
 from synth_empathy.schema import Manifest, StageUsage
 
 VERSIONED = ("synth-empathy", "dspy", "llama_cpp_python", "datasketch", "networkx", "pydantic", "openai")
@@ -66,6 +67,7 @@ def build_manifest(config: RunConfig, *, models: dict[str, str | None], planned:
         cost_usd=round(sum(costs), 6) if costs and None not in costs else None,
         tokens_per_kept=round(tokens / tally.kept, 1) if tally.kept else None,
         human_agreement=human_agreement,  # a resume keeps the calibration
+        judge_caveat=judge_caveat(models),
     )
 
 

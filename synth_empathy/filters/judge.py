@@ -6,9 +6,27 @@ from statistics import fmean
 
 from synth_empathy.config import JudgeConfig
 from synth_empathy.errors import error_detail
+from synth_empathy.lm.local import EMBEDDED_MODEL_NAME
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.transcript import conversation_text
 from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Rejection, Scores
+
+
+def judge_caveat(models: dict[str, str | None]) -> str | None:
+    """What a reader of the scores must know when the judge cannot vouch for quality; None for an own capable judge.
+
+    A 135M judge scored word salad 10/8 and the same dialogue 0/1 on a second look; a judge that is the generator
+    grades its own work. Either way "kept" means "passed the pipeline", not "good".
+    """
+    judge, generator = models.get("judge"), models.get("generator")
+    how = ("name a capable judge with --judge-model (and --judge-backend openai|litellm, or [judge] in the config), "
+           "then run `synth-empathy filter` or generate again")
+    if judge and judge.endswith(EMBEDDED_MODEL_NAME):
+        return (f"the judge is the embedded {EMBEDDED_MODEL_NAME} model, too small to judge empathy: its scores, and "
+                f"so what was kept, are not evidence of quality; {how}")
+    if judge and judge == generator:
+        return f"the judge is the generator's own model ({judge}), grading its own dialogues: {how}"
+    return None
 
 
 def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores:

@@ -148,6 +148,13 @@ def _front_matter(license_id: str, n: int, extra: str) -> str:
             f"pretty_name: Synthetic empathetic dialogues\n{extra}---\n")
 
 
+def _caveat(manifest: Manifest | None) -> str:
+    if manifest is None or not manifest.judge_caveat:
+        return ""
+    caveat = manifest.judge_caveat
+    return f"\n> **The scores are not evidence of quality.** {caveat[0].upper()}{caveat[1:]}.\n"
+
+
 def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, *,
                            export_section: str = "", front_matter_extra: str = "",
                            files_section: str = OUTPUT_FILES) -> str:
@@ -172,7 +179,7 @@ synth-empathy {prov.get("package_version") or "(unknown version)"}: persona and 
 seeds, a help-seeker agent and a supporter agent role-played each seed, the supporter picked an ESConv strategy
 and drafted, critiqued and revised each reply, and every dialogue passed rule checks, near-duplicate removal and an
 LLM judge (sensibility and rationality, 0-10) before it was kept.
-
+{_caveat(manifest)}
 ## Intended use and known limits
 
 **Intended use:** training and evaluating models on supportive, empathetic conversation; studying support

@@ -102,3 +102,11 @@ def test_identical_dialogues_are_deduplicated(tmp_path, small_catalog_overrides)
     assert manifest.counts["kept"] >= 1
     assert manifest.rejection_reasons.get("exact_duplicate", 0) + manifest.rejection_reasons.get(
         "near_duplicate", 0) >= 1
+
+
+def test_an_embedded_judge_is_said_to_be_no_evidence_of_quality(tmp_path, small_catalog_overrides):
+    manifest = _generate(tmp_path, small_catalog_overrides, n=1)
+    assert "not evidence of quality" in manifest.judge_caveat and "--judge-model" in manifest.judge_caveat
+    saved = Manifest.model_validate_json((tmp_path / "out" / MANIFEST_FILE).read_text())
+    assert saved.judge_caveat == manifest.judge_caveat
+    assert "The scores are not evidence of quality." in (tmp_path / "out" / "README.md").read_text()
