@@ -4,7 +4,6 @@ validated against the schema, near-duplicates of existing nodes dropped, written
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,18 +16,14 @@ from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.sampler import plausible_cells
 from synth_empathy.programs.expand import NewPersona, NewSituation
 from synth_empathy.schema import Persona, Situation
+from synth_empathy.text import jaccard, words
 
 NEAR_DUPLICATE = 0.6  # word-set Jaccard above which a new node repeats an old one
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
-
-
 def is_near_duplicate(text: str, existing: list[str], threshold: float = NEAR_DUPLICATE) -> bool:
-    mine = _words(text)
-    return any(mine and (other := _words(e)) and len(mine & other) / len(mine | other) >= threshold
-               for e in existing)
+    mine = set(words(text))
+    return bool(mine) and any(jaccard(mine, set(words(e))) >= threshold for e in existing)
 
 
 @dataclass

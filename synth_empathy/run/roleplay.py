@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from synth_empathy.config import DialogueConfig
@@ -17,6 +16,7 @@ from synth_empathy.programs.transcript import (
     trim_sentences,
 )
 from synth_empathy.schema import Seed, Turn
+from synth_empathy.text import jaccard, words
 
 STALL_SIMILARITY = 0.8
 
@@ -28,25 +28,17 @@ class Conversation:
     crisis: bool
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
-
-
 def repeats_earlier(text: str, earlier: list[str]) -> bool:
     """A message whose words mostly repeat an earlier message (its own, or the other side's: small models
     parrot) means the talk has stalled."""
-    words = _words(text)
-    for prev in earlier:
-        other = _words(prev)
-        if words and other and len(words & other) / len(words | other) >= STALL_SIMILARITY:
-            return True
-    return False
+    mine = set(words(text))
+    return bool(mine) and any(jaccard(mine, set(words(prev))) >= STALL_SIMILARITY for prev in earlier)
 
 
 def _not_said_yet(seed: Seed, turns: list[Turn]) -> str:
-    said = _words(" ".join(t.text for t in turns if t.role == "seeker"))
+    said = set(words(" ".join(t.text for t in turns if t.role == "seeker")))
     # A detail counts as said once most of its words have come up in the seeker's messages.
-    left = [d for d in seed.situation.hidden_details if len(_words(d) & said) <= 0.6 * len(_words(d))]
+    left = [d for d in seed.situation.hidden_details if len(set(words(d)) & said) <= 0.6 * len(set(words(d)))]
     return "; ".join(first_person(d) for d in left) or "nothing important"
 
 
