@@ -10,6 +10,7 @@ import dspy
 from synth_empathy.errors import UserError
 from synth_empathy.filters.rules import leaked_roles
 from synth_empathy.programs import Programs
+from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
 from synth_empathy.schema import Dialogue
 
@@ -54,9 +55,8 @@ def judge_metric(program: str, programs: Programs, judge_lm: dspy.LM) -> Callabl
             return (out.sensibility + out.rationality) / 20
         if program == "critique":
             out = judge(f"{example.conversation}\nSupporter: {example.reply}".strip())
-            gaps = [abs(pred.er - out.emotional_reactions), abs(pred.ip - out.interpretations),
-                    abs(pred.ex - out.explorations)]
-            return 1 - sum(gaps) / 6
+            judged = levels(out)
+            return 1 - sum(abs(getattr(pred, short) - judged[short]) for short in MECHANISMS) / 6
         return float(not leaked_roles(pred.message, "seeker") and 3 <= len(pred.message.split()) <= 60)
 
     return metric

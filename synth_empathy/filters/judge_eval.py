@@ -10,10 +10,9 @@ from pathlib import Path
 
 from synth_empathy.errors import UserError
 from synth_empathy.filters.agreement import accuracy, cohen_kappa, spearman
+from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.judge import Judge
 
-# EPITOME's three mechanisms and the judge output that scores each.
-MECHANISMS = {"er": "emotional_reactions", "ip": "interpretations", "ex": "explorations"}
 _FILE_HINTS = {"emotional": "er", "reaction": "er", "interpretation": "ip", "exploration": "ex"}
 EPITOME_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 
@@ -82,7 +81,7 @@ def evaluate(pairs: list[LabelledPair], judge: Judge,
     for i, pair in enumerate(pairs):
         out = judge(conversation=f"Seeker: {pair.context}\nSupporter: {pair.response}")
         gold.setdefault(pair.mechanism, []).append(pair.label)
-        pred.setdefault(pair.mechanism, []).append(int(getattr(out, MECHANISMS[pair.mechanism])))
+        pred.setdefault(pair.mechanism, []).append(levels(out)[pair.mechanism])
         if on_pair:
             on_pair(i)
     return {
