@@ -11,7 +11,15 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.rules import leaked_roles
 from synth_empathy.programs import Programs
 from synth_empathy.programs.epitome import MECHANISMS, levels
-from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
+from synth_empathy.programs.transcript import (
+    conversation_text,
+    first_person,
+    not_said_yet,
+    persona_card,
+    seeker_brief,
+    seeker_feeling,
+    with_reply,
+)
 from synth_empathy.schema import Dialogue
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
@@ -29,10 +37,14 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int) -> list[dspy.E
                 keys = ("seeker", "conversation") if program == "supporter" else ("conversation", "reply")
                 examples.append(dspy.Example(**ex).with_inputs(*keys))
             elif program == "seeker" and turn.role == "seeker":
+                # Exactly what role-play sends: the situation in the first person, the intensity the turn was
+                # written at, the closing note on the message that ended the talk, only details not yet said.
+                intensity = turn.intensity if turn.intensity is not None else d.seed.intensity
+                closing = d.ending == "seeker_done" and i == len(d.turns) - 1
                 examples.append(dspy.Example(
-                    character=persona_card(d.seed.persona), situation=d.seed.situation.text,
-                    feeling=f"{d.seed.emotion}, intensity {turn.intensity or d.seed.intensity} out of 10",
-                    not_said_yet="; ".join(d.seed.situation.hidden_details) or "nothing important",
+                    character=persona_card(d.seed.persona), situation=first_person(d.seed.situation.text),
+                    feeling=seeker_feeling(d.seed.emotion, intensity, closing),
+                    not_said_yet=not_said_yet(d.seed, before),
                     conversation=conversation_text(before, viewpoint="seeker"), message=turn.text,
                 ).with_inputs("character", "situation", "feeling", "not_said_yet", "conversation"))
     if not examples:
@@ -51,10 +63,10 @@ def judge_metric(program: str, programs: Programs, judge_lm: dspy.LM) -> Callabl
 
     def metric(example, pred, trace=None, pred_name=None, pred_trace=None) -> float:
         if program == "supporter":
-            out = judge(f"{example.conversation}\nSupporter: {pred.reply}".strip())
+            out = judge(with_reply(example.conversation, pred.reply))
             return (out.sensibility + out.rationality) / 20
         if program == "critique":
-            out = judge(f"{example.conversation}\nSupporter: {example.reply}".strip())
+            out = judge(with_reply(example.conversation, example.reply))
             judged = levels(out)
             return 1 - sum(abs(getattr(pred, short) - judged[short]) for short in MECHANISMS) / 6
         return float(not leaked_roles(pred.message, "seeker") and 3 <= len(pred.message.split()) <= 60)

@@ -12,6 +12,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.agreement import accuracy, cohen_kappa, spearman
 from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.judge import Judge
+from synth_empathy.programs.transcript import turn_line, with_reply
 
 _FILE_HINTS = {"emotional": "er", "reaction": "er", "interpretation": "ip", "exploration": "ex"}
 EPITOME_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
@@ -79,7 +80,7 @@ def evaluate(pairs: list[LabelledPair], judge: Judge,
     gold: dict[str, list[int]] = {}
     pred: dict[str, list[int]] = {}
     for i, pair in enumerate(pairs):
-        out = judge(conversation=f"Seeker: {pair.context}\nSupporter: {pair.response}")
+        out = judge(conversation=with_reply(turn_line("seeker", pair.context), pair.response))
         gold.setdefault(pair.mechanism, []).append(pair.label)
         pred.setdefault(pair.mechanism, []).append(levels(out)[pair.mechanism])
         if on_pair:

@@ -11,8 +11,10 @@ from synth_empathy.programs.supporter import Supporter
 from synth_empathy.programs.transcript import (
     conversation_text,
     first_person,
+    not_said_yet,
     persona_card,
     seeker_brief,
+    seeker_feeling,
     trim_sentences,
 )
 from synth_empathy.schema import Seed, Turn
@@ -35,13 +37,6 @@ def repeats_earlier(text: str, earlier: list[str]) -> bool:
     return bool(mine) and any(jaccard(mine, set(words(prev))) >= STALL_SIMILARITY for prev in earlier)
 
 
-def _not_said_yet(seed: Seed, turns: list[Turn]) -> str:
-    said = set(words(" ".join(t.text for t in turns if t.role == "seeker")))
-    # A detail counts as said once most of its words have come up in the seeker's messages.
-    left = [d for d in seed.situation.hidden_details if len(set(words(d)) & said) <= 0.6 * len(set(words(d)))]
-    return "; ".join(first_person(d) for d in left) or "nothing important"
-
-
 def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueConfig) -> Conversation:
     """Run one dialogue. Each exchange is a seeker message then a supporter reply; the seeker's
     hidden intensity is updated after every reply and recorded on its next message."""
@@ -56,11 +51,9 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
                                 seeker_message=turns[-2].text, listener_reply=turns[-1].text)
             intensity = max(0, min(10, int(feel.intensity)))
             closing = bool(feel.wants_to_end) and exchange >= config.min_turns
-        feeling = f"{seed.emotion}, intensity {intensity} out of 10"
-        if closing:
-            feeling += "; you have said what you needed to and are ready to end the conversation now"
         message = trim_sentences(seeker(character=character, situation=first_person(seed.situation.text),
-                                        feeling=feeling, not_said_yet=_not_said_yet(seed, turns),
+                                        feeling=seeker_feeling(seed.emotion, intensity, closing),
+                                        not_said_yet=not_said_yet(seed, turns),
                                         conversation=conversation_text(turns, viewpoint="seeker")).message)
         if turns and repeats_earlier(message, [t.text for t in turns]):
             return Conversation(turns, "stalled", crisis)  # the repeated message adds nothing: drop it
