@@ -7,9 +7,12 @@ from pathlib import Path
 
 import dspy
 
+from synth_empathy.config import RunConfig
+from synth_empathy.corpus.read import read_any_dialogues
 from synth_empathy.errors import UserError
 from synth_empathy.filters.rules import leaked_roles
-from synth_empathy.programs import Programs
+from synth_empathy.lm import PlainAdapter, build_lm
+from synth_empathy.programs import Programs, load_programs
 from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.transcript import (
     conversation_text,
@@ -105,3 +108,20 @@ def save_program(module: dspy.Module, out: Path, program: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     module.save(str(path))
     return path
+
+
+def optimize_program(config: RunConfig, program: str, optimizer: str, trainset_path: Path, out: Path,
+                     budget: int = 2, limit: int = 8) -> tuple[Path, int]:
+    """Compile `program` with `optimizer` on examples from the dialogues in `trainset_path` (our JSONL or any
+    importable dataset), the config's judge as the metric and its
+    generator as the student's LM; saved to `out`. Returns the path and how many examples it learnt from."""
+    if program not in TRAINABLE:
+        raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
+    programs = load_programs(config.dialogue.critique_rounds, config.programs_dir)
+    examples = trainset(program, read_any_dialogues(trainset_path), limit)
+    judge_lm = build_lm(config.judge_model())
+    with dspy.context(lm=build_lm(config.model), adapter=PlainAdapter()):
+        compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
+    return save_program(compiled, out, program), len(examples)

@@ -8,8 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dspy
+
+from synth_empathy.config import RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.filters.agreement import accuracy, cohen_kappa, spearman
+from synth_empathy.lm import PlainAdapter, build_lm
+from synth_empathy.programs import load_programs
 from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.transcript import turn_line, with_reply
@@ -91,3 +96,11 @@ def evaluate(pairs: list[LabelledPair], judge: Judge,
                "spearman": None if (rho := spearman(gold[mech], pred[mech])) is None else round(rho, 4)}
         for mech in gold
     }
+
+
+def evaluate_judge(config: RunConfig, pairs: list[LabelledPair],
+                   on_pair: Callable[[int], None] | None = None) -> dict[str, dict[str, float | int | None]]:
+    """`evaluate` with the config's judge: its model and its program (`programs_dir`)."""
+    judge = load_programs(programs_dir=config.programs_dir).judge
+    with dspy.context(lm=build_lm(config.judge_model()), adapter=PlainAdapter()):
+        return evaluate(pairs, judge, on_pair)

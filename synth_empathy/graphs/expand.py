@@ -12,8 +12,10 @@ import pydantic
 import yaml
 from dspy.utils.exceptions import AdapterParseError
 
-from synth_empathy.graphs.catalog import Catalog
+from synth_empathy.config import RunConfig
+from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plausible_cells
+from synth_empathy.lm import PlainAdapter, build_lm
 from synth_empathy.programs.expand import NewPersona, NewSituation
 from synth_empathy.schema import Persona, Situation
 from synth_empathy.text import jaccard, words
@@ -80,6 +82,18 @@ def expand_situations(catalog: Catalog, n: int, rng: random.Random, out: Expansi
             continue
         texts.append(situation.text)
         out.situations.append(situation)
+
+
+def expand_catalog(config: RunConfig, personas: int, situations: int) -> Expansion:
+    """Propose `personas` new personas and `situations` new situations for the config's catalog, with its
+    generator model; seeded by `config.seed`."""
+    catalog = load_catalog(config.personas_dir, config.scenarios_dir)
+    rng = random.Random(config.seed)
+    result = Expansion()
+    with dspy.context(lm=build_lm(config.model), adapter=PlainAdapter()):
+        expand_personas(catalog, personas, rng, result)
+        expand_situations(catalog, situations, rng, result)
+    return result
 
 
 def write_expansion(expansion: Expansion, out_dir: Path) -> list[Path]:
