@@ -1,8 +1,5 @@
-"""Exports (openai, sharegpt, hf), family-safe splits, filters, the data card and `stats`, on corpora built here.
-
-`make_corpus` writes a small output directory (dialogues.jsonl, rejected.jsonl, manifest.json) that is valid per
-schema.Dialogue / schema.Manifest; test_report.py builds its corpora with it too.
-"""
+"""Exports (openai, sharegpt, hf), family-safe splits, selections, the data card and `stats`, on corpora built by
+`corpora.make_corpus`."""
 
 from __future__ import annotations
 
