@@ -20,6 +20,7 @@ from synth_empathy.errors import require_extra
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.programs import Programs, load_programs
+from synth_empathy.publish.exports import hf_row
 from synth_empathy.run.generate import CustomFilter, Run, run_generate
 from synth_empathy.run.workers import Workers
 from synth_empathy.schema import Dialogue, Manifest, Seed
@@ -79,19 +80,12 @@ class Generator:
 
     def to_hf_iterable_dataset(self):
         """A `datasets.IterableDataset` over `stream()`, for PyTorch/Hugging Face data loaders.
-        Each row: id, messages (user = seeker, assistant = supporter), emotion, problem_type, scores."""
+        Each row is the hf export's row (`publish.exports.hf_row`): id, messages (user = seeker, assistant =
+        supporter, no system message), seed fields, scores, models and the whole record."""
         IterableDataset = require_extra("datasets", "hf", "to_hf_iterable_dataset").IterableDataset
 
         def rows():
             for d in self.stream():
-                yield {
-                    "id": d.id,
-                    "messages": [{"role": "user" if t.role == "seeker" else "assistant", "content": t.text}
-                                 for t in d.turns],
-                    "emotion": d.seed.emotion,
-                    "problem_type": d.seed.problem_type,
-                    "sensibility": d.scores.sensibility if d.scores else None,
-                    "rationality": d.scores.rationality if d.scores else None,
-                }
+                yield hf_row(d, system_prompt=None)
 
         return IterableDataset.from_generator(rows)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from synth_empathy.config import load_config
+from synth_empathy.config import RunConfig, load_config
 from synth_empathy.errors import RunError, UserError
 from synth_empathy.schema import Manifest
 
@@ -20,13 +22,66 @@ graph_app = typer.Typer(no_args_is_help=True, help="Persona and scenario graphs.
 app.add_typer(graph_app, name="graph")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML or YAML file with RunConfig settings.")]
-BackendOpt = Annotated[str | None, typer.Option(
-    "--backend", help="local (embedded llama.cpp), openai (any compatible endpoint) or litellm (any provider).")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="GGUF path (local), model name (openai) or provider/model (litellm).")]
-ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible endpoint URL.")]
-ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")]
-JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")]
+
+# The model flags every command that calls a model takes, declared once; `model_flags` adds them to a command.
+MODEL_FLAGS: dict[str, Any] = {
+    "backend": Annotated[str | None, typer.Option(
+        "--backend", help="local (embedded llama.cpp), openai (any compatible endpoint) or litellm (any provider).")],
+    "model": Annotated[str | None, typer.Option(
+        "--model", help="GGUF path (local), model name (openai) or provider/model (litellm).")],
+    "api_base": Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible endpoint URL.")],
+    "api_key_env": Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")],
+    "judge_model": Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")],
+}
+# Where each flag lands in the RunConfig, so a bad value is reported by its flag.
+FLAG_SETTINGS = {"--backend": "model.backend", "--model": "model.model", "--api-base": "model.api_base",
+                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine"}
+
+
+@dataclass
+class ModelFlags:
+    """The model flags of one command line, turned into RunConfig settings."""
+
+    config: Path | None = None
+    backend: str | None = None
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    judge_model: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        model = {k: v for k, v in {"backend": self.backend, "model": self.model, "api_base": self.api_base,
+                                   "api_key_env": self.api_key_env}.items() if v is not None}
+        out: dict[str, Any] = {"model": model} if model else {}
+        if self.judge_model:
+            out["judge"] = {"model": self.judge_model}
+        return out
+
+    def run_config(self, **settings: Any) -> RunConfig:
+        """The RunConfig of the --config file, these flags and the command's own `settings` (flags win)."""
+        return load_config(self.config, {**self.overrides(), **settings}, flags=FLAG_SETTINGS)
+
+
+def model_flags(judge: bool = True):
+    """Give a command --config and the model flags (without --judge-model unless `judge`), handed to it as
+    one `flags: ModelFlags` argument."""
+    names = ["config", *(n for n in MODEL_FLAGS if judge or n != "judge_model")]
+
+    def wrap(fn):
+        own = inspect.signature(fn, eval_str=True)
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                   annotation=ConfigOpt if n == "config" else MODEL_FLAGS[n]) for n in names]
+        params = [q for q in own.parameters.values() if q.name != "flags"]
+
+        @functools.wraps(fn)
+        def command(*args, **kwargs):
+            flags = ModelFlags(**{n: kwargs.pop(n) for n in names})
+            return fn(*args, flags=flags, **kwargs)
+
+        command.__signature__ = own.replace(parameters=params + added)
+        return command
+
+    return wrap
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,17 +104,6 @@ def handles_errors(fn):
     return wrapper
 
 
-def _model_overrides(backend, model, api_base, api_key_env, judge_model) -> dict[str, Any]:
-    if backend is not None and backend not in ("local", "openai", "litellm"):
-        raise UserError(f"--backend must be 'local', 'openai' or 'litellm', not '{backend}'")
-    model_cfg = {k: v for k, v in {"backend": backend, "model": model, "api_base": api_base,
-                                   "api_key_env": api_key_env}.items() if v is not None}
-    out: dict[str, Any] = {"model": model_cfg} if model_cfg else {}
-    if judge_model:
-        out["judge"] = {"model": judge_model}
-    return out
-
-
 def _progress(total: int):
     """A live bar on a terminal, plain log lines elsewhere (CI, pipes)."""
     from synth_empathy.run.progress import progress_for
@@ -69,15 +113,10 @@ def _progress(total: int):
 
 @app.command()
 @handles_errors
+@model_flags()
 def generate(
     n: Annotated[int, typer.Option("-n", "--n", help="How many dialogues to plan.")] = 3,
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("outputs/run"),
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    judge_model: JudgeModelOpt = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="Dialogues in flight.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the plan.")] = None,
     programs: Annotated[Path | None, typer.Option("--programs", help="Folder of optimized program JSON.")] = None,
@@ -86,32 +125,24 @@ def generate(
     engine: Annotated[str | None, typer.Option("--engine", help="local (threads here) or ray (actors on Ray).")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
     from synth_empathy.run.generate import run_generate
 
-    overrides = _model_overrides(backend, model, api_base, api_key_env, judge_model)
-    overrides["n"] = n
-    for key, value in {"concurrency": concurrency, "seed": seed, "programs_dir": programs}.items():
-        if value is not None:
-            overrides[key] = value
+    settings = {key: value for key, value in {"concurrency": concurrency, "seed": seed, "programs_dir": programs,
+                                              "engine": engine}.items() if value is not None}
     if keep_drafts:
-        overrides["dialogue"] = {"keep_drafts": True}
-    if engine is not None and engine not in ("local", "ray"):
-        raise UserError(f"--engine must be 'local' or 'ray', not '{engine}'")
-    if engine is not None:
-        overrides["engine"] = engine
-    cfg = load_config(config, overrides)
+        settings["dialogue"] = {"keep_drafts": True}
+    if ray_address is not None:
+        settings["ray"] = {"address": ray_address}
+    cfg = flags.run_config(n=n, **settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
-    executor = None
-    if cfg.engine == "ray":
-        from synth_empathy.run.ray_engine import RayExecutor
-
-        executor = RayExecutor.from_config(cfg.ray, address=ray_address)
     progress = _progress(cfg.n)
     try:
-        manifest = run_generate(cfg, out, resume=resume, progress=progress, executor=executor)
+        manifest = run_generate(cfg, out, resume=resume, progress=progress)
     except KeyboardInterrupt:
         import shlex
 
@@ -180,32 +211,18 @@ def graph_export(
 
 @graph_app.command("expand")
 @handles_errors
+@model_flags(judge=False)
 def graph_expand(
     out: Annotated[Path, typer.Option("--out", help="Folder for personas/expanded.yaml, scenarios/expanded.yaml.")],
     personas: Annotated[int, typer.Option("--personas", help="New personas to propose.")] = 5,
     situations: Annotated[int, typer.Option("--situations", help="New situations to propose.")] = 5,
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """LM-expand the catalogs: new nodes grounded on neighbours, validated, near-duplicates dropped."""
-    import random
+    from synth_empathy.graphs.expand import expand_catalog, write_expansion
 
-    import dspy
-
-    from synth_empathy.graphs.catalog import load_catalog
-    from synth_empathy.graphs.expand import Expansion, expand_personas, expand_situations, write_expansion
-    from synth_empathy.lm import PlainAdapter, build_lm
-
-    cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, None))
-    catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
-    rng = random.Random(cfg.seed)
-    result = Expansion()
-    with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
-        expand_personas(catalog, personas, rng, result)
-        expand_situations(catalog, situations, rng, result)
+    result = expand_catalog(flags.run_config(), personas, situations)
     paths = write_expansion(result, out)
     typer.echo(f"{len(result.personas)} personas, {len(result.situations)} situations kept; dropped {result.dropped}"
                f" -> {', '.join(map(str, paths)) or 'nothing written'}")
@@ -230,14 +247,6 @@ def graph_import(
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
 
 
-def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
-    from synth_empathy.lm import build_lm, model_label
-
-    cfg = load_config(config, _model_overrides(backend, model, api_base, api_key_env, judge_model))
-    judge_cfg = cfg.judge_model()
-    return cfg, build_lm(judge_cfg), model_label(judge_cfg)
-
-
 def _counter(total: int, what: str):
     def tick(i: int) -> None:
         typer.echo(f"[{i + 1}/{total}] {what}", err=True)
@@ -247,24 +256,20 @@ def _counter(total: int, what: str):
 
 @app.command("filter")
 @handles_errors
+@model_flags()
 def filter_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or ED CSV / ESConv JSON / chat JSON(L).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (same layout as generate).")],
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    judge_model: JudgeModelOpt = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Print kept counts over a grid of thresholds.")] = False,
     select: Annotated[float | None, typer.Option(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select)
+    manifest, table = run_filter(flags.run_config(), source, out, select=select)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))
@@ -297,24 +302,20 @@ def dedup_cmd(
 
 @app.command("judge")
 @handles_errors
+@model_flags()
 def judge_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
     out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    judge_model: JudgeModelOpt = None,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
     from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
-    cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
+    outcomes = judge_all(dialogues, flags.run_config(), on_done=_counter(len(dialogues), "judged"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for o in outcomes:
@@ -327,17 +328,14 @@ def judge_cmd(
 
 @app.command("judge-eval")
 @handles_errors
+@model_flags()
 def judge_eval_cmd(
     files: Annotated[list[Path], typer.Argument(help="EPITOME CSVs (one per mechanism) or JSONL files.")],
     fmt: Annotated[str, typer.Option("--format", help="epitome, jsonl, or labels (DIR/labels.jsonl).")] = "epitome",
     mechanism: Annotated[str | None, typer.Option("--mechanism", help="er, ip or ex (else from the name).")] = None,
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    judge_model: JudgeModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Agreement of the judge with human labels: accuracy, Cohen's kappa, Spearman per mechanism.
     --format labels reads DIR/labels.jsonl from `review` with the recorded judge scores of DIR (no model call):
@@ -353,17 +351,13 @@ def judge_eval_cmd(
             figures = human_agreement_for(f.parent, labels=read_labels(f))
             typer.echo(json.dumps(figures, indent=2) if as_json else f"{f}\n{format_text(figures)}")
         return
-    import dspy
+    from synth_empathy.filters.judge_eval import evaluate_judge, read_labelled
+    from synth_empathy.lm import model_label
 
-    from synth_empathy.filters.judge_eval import evaluate, read_labelled
-    from synth_empathy.lm import PlainAdapter
-    from synth_empathy.programs import load_programs
-
-    cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
+    cfg = flags.run_config()
+    label = model_label(cfg.judge_model())
     pairs = [p for f in files for p in read_labelled(f, fmt, mechanism)]
-    judge = load_programs(programs_dir=cfg.programs_dir).judge
-    with dspy.context(lm=judge_lm, adapter=PlainAdapter()):
-        results = evaluate(pairs, judge, on_pair=_counter(len(pairs), "judged"))
+    results = evaluate_judge(cfg, pairs, on_pair=_counter(len(pairs), "judged"))
     if as_json:
         typer.echo(json.dumps({"judge": label, "mechanisms": results}, indent=2))
         return
@@ -376,6 +370,7 @@ def judge_eval_cmd(
 
 @app.command("optimize")
 @handles_errors
+@model_flags()
 def optimize_cmd(
     program: Annotated[str, typer.Option("--program", help="supporter, seeker or critique.")],
     trainset: Annotated[Path, typer.Option("--trainset", help="Our JSONL or an importable dataset.")],
@@ -383,42 +378,19 @@ def optimize_cmd(
     optimizer: Annotated[str, typer.Option("--optimizer", help="bootstrap, mipro or gepa.")] = "bootstrap",
     budget: Annotated[int, typer.Option("--budget", help="Demos / candidates / trials cap.")] = 2,
     limit: Annotated[int, typer.Option("--limit", help="At most this many training examples.")] = 8,
-    config: ConfigOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    judge_model: JudgeModelOpt = None,
     labels: Annotated[Path | None, typer.Option(
         "--labels", help="Human labels (default: labels.jsonl next to the trainset, if there is one).")] = None,
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it.
     Human labels from `review` override the judge where they exist (see optimize.trainset)."""
-    import dspy
+    from synth_empathy.optimize import optimize_program
 
-    from synth_empathy.corpus.read import read_any_dialogues
-    from synth_empathy.lm import PlainAdapter, build_lm
-    from synth_empathy.optimize import OPTIMIZERS, TRAINABLE, compile_program, save_program
-    from synth_empathy.optimize import trainset as examples_of
-    from synth_empathy.programs import load_programs
-
-    if program not in TRAINABLE:
-        raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
-    cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    programs = load_programs(cfg.dialogue.critique_rounds, cfg.programs_dir)
-    from synth_empathy.review.labels import LABELS, read_labels
-
-    if labels is not None and not labels.is_file():
-        raise UserError(f"--labels {labels} does not exist")
-    human = read_labels(labels if labels is not None else trainset.parent / LABELS)
-    examples = examples_of(program, read_any_dialogues(trainset), limit, human)
-    with dspy.context(lm=build_lm(cfg.model), adapter=PlainAdapter()):
-        compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
-    path = save_program(compiled, out, program)
-    typer.echo(f"{program} optimized with {optimizer} on {len(examples)} examples"
-               + (f" ({len(human)} human labels)" if human else "") + f" -> {path}")
+    path, examples, human = optimize_program(flags.run_config(), program, optimizer, trainset, out, budget, limit,
+                                             labels)
+    typer.echo(f"{program} optimized with {optimizer} on {examples} examples"
+               + (f" ({human} human labels)" if human else "") + f" -> {path}")
 
 
 @app.command("export")
@@ -441,12 +413,12 @@ def export_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
-    from synth_empathy.publish.exports import build_filter, export_corpus
+    from synth_empathy.publish.exports import build_selection, export_corpus
 
-    flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
-                       problem_types=problem_type, strategies=strategy)
-    result = export_corpus(corpus, fmt, out, filters=flt, targets=targets, system_prompt=system_prompt, split=split,
-                           seed=seed, push=push, private=private, overwrite=overwrite)
+    selection = build_selection(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
+                                problem_types=problem_type, strategies=strategy)
+    result = export_corpus(corpus, fmt, out, selection=selection, targets=targets, system_prompt=system_prompt,
+                           split=split, seed=seed, push=push, private=private, overwrite=overwrite)
     typer.echo(result.summary())
 
 

@@ -207,8 +207,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Build the RunConfig from an optional file, then flags (flags win); one error sentence on bad input."""
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None,
+                flags: dict[str, str] | None = None) -> RunConfig:
+    """Build the RunConfig from an optional file, then flags (flags win); one error sentence on bad input.
+
+    `flags` maps a command-line flag to the setting it sets ({"--backend": "model.backend"}), so a bad value
+    given by a flag is reported by the flag ("--backend must be 'local' or 'openai', not 'azure'").
+    """
     data = _read_file(path) if path else {}
     data = _merge(data, overrides or {})
     try:
@@ -216,5 +221,18 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
+        flag = next((f for f, setting in (flags or {}).items() if setting == where and _given(overrides, where)), None)
+        if flag:
+            rule = err["msg"].replace("Input should be", "must be")
+            raise UserError(f"{flag} {rule}, not {err['input']!r}") from exc
         source = f" in {path}" if path else ""
         raise UserError(f"invalid setting {where}{source}: {err['msg']}") from exc
+
+
+def _given(overrides: dict[str, Any] | None, dotted: str) -> bool:
+    node: Any = overrides or {}
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True

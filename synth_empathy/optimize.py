@@ -7,11 +7,23 @@ from pathlib import Path
 
 import dspy
 
+from synth_empathy.config import RunConfig
+from synth_empathy.corpus.read import read_any_dialogues
 from synth_empathy.errors import UserError
 from synth_empathy.filters.calibration import latest_labels
 from synth_empathy.filters.rules import leaked_roles
-from synth_empathy.programs import Programs
-from synth_empathy.programs.transcript import conversation_text, persona_card, seeker_brief
+from synth_empathy.lm import PlainAdapter, build_lm
+from synth_empathy.programs import Programs, load_programs
+from synth_empathy.programs.epitome import MECHANISMS, levels
+from synth_empathy.programs.transcript import (
+    conversation_text,
+    first_person,
+    not_said_yet,
+    persona_card,
+    seeker_brief,
+    seeker_feeling,
+    with_reply,
+)
 from synth_empathy.schema import Dialogue, Label
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
@@ -58,10 +70,14 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int,
                 keys = ("seeker", "conversation") if program == "supporter" else ("conversation", "reply")
                 examples.append(dspy.Example(**ex).with_inputs(*keys))
             elif program == "seeker" and turn.role == "seeker":
+                # Exactly what role-play sends: the situation in the first person, the intensity the turn was
+                # written at, the closing note on the message that ended the talk, only details not yet said.
+                intensity = turn.intensity if turn.intensity is not None else d.seed.intensity
+                closing = d.ending == "seeker_done" and i == len(d.turns) - 1
                 examples.append(dspy.Example(
-                    character=persona_card(d.seed.persona), situation=d.seed.situation.text,
-                    feeling=f"{d.seed.emotion}, intensity {turn.intensity or d.seed.intensity} out of 10",
-                    not_said_yet="; ".join(d.seed.situation.hidden_details) or "nothing important",
+                    character=persona_card(d.seed.persona), situation=first_person(d.seed.situation.text),
+                    feeling=seeker_feeling(d.seed.emotion, intensity, closing),
+                    not_said_yet=not_said_yet(d.seed, before),
                     conversation=conversation_text(before, viewpoint="seeker"), message=turn.text,
                 ).with_inputs("character", "situation", "feeling", "not_said_yet", "conversation"))
     if not examples:
@@ -80,14 +96,14 @@ def judge_metric(program: str, programs: Programs, judge_lm: dspy.LM) -> Callabl
 
     def metric(example, pred, trace=None, pred_name=None, pred_trace=None) -> float:
         if program == "supporter":
-            out = judge(f"{example.conversation}\nSupporter: {pred.reply}".strip())
+            out = judge(with_reply(example.conversation, pred.reply))
             return (out.sensibility + out.rationality) / 20
         if program == "critique":
             truth = example.get("human_levels")  # a reviewer's levels are the ground truth where there are some
             if truth is None:
-                out = judge(f"{example.conversation}\nSupporter: {example.reply}".strip())
-                truth = (out.emotional_reactions, out.interpretations, out.explorations)
-            gaps = [abs(pred.er - truth[0]), abs(pred.ip - truth[1]), abs(pred.ex - truth[2])]
+                judged = levels(judge(with_reply(example.conversation, example.reply)))
+                truth = tuple(judged[short] for short in MECHANISMS)
+            gaps = [abs(getattr(pred, short) - level) for short, level in zip(MECHANISMS, truth, strict=True)]
             return 1 - sum(gaps) / 6
         return float(not leaked_roles(pred.message, "seeker") and 3 <= len(pred.message.split()) <= 60)
 
@@ -125,3 +141,26 @@ def save_program(module: dspy.Module, out: Path, program: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     module.save(str(path))
     return path
+
+
+def optimize_program(config: RunConfig, program: str, optimizer: str, trainset_path: Path, out: Path,
+                     budget: int = 2, limit: int = 8, labels_path: Path | None = None) -> tuple[Path, int, int]:
+    """Compile `program` with `optimizer` on examples from the dialogues in `trainset_path` (our JSONL or any
+    importable dataset), the config's judge as the metric and its generator as the student's LM; saved to `out`.
+    Human labels (`labels_path`, default labels.jsonl next to the trainset) override the judge where they exist.
+    Returns the path, how many examples it learnt from and how many human labels it used."""
+    from synth_empathy.review.labels import LABELS, read_labels
+
+    if program not in TRAINABLE:
+        raise UserError(f"--program must be one of {', '.join(TRAINABLE)}, not '{program}'")
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not '{optimizer}'")
+    if labels_path is not None and not labels_path.is_file():
+        raise UserError(f"--labels {labels_path} does not exist")
+    human = read_labels(labels_path if labels_path is not None else trainset_path.parent / LABELS)
+    programs = load_programs(config.dialogue.critique_rounds, config.programs_dir)
+    examples = trainset(program, read_any_dialogues(trainset_path), limit, human)
+    judge_lm = build_lm(config.judge_model())
+    with dspy.context(lm=build_lm(config.model), adapter=PlainAdapter()):
+        compiled = compile_program(program, optimizer, programs, examples, judge_lm, budget)
+    return save_program(compiled, out, program), len(examples), len(human)

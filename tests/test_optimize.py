@@ -66,3 +66,35 @@ def test_optimize_cli_refuses_unknown_program_and_optimizer(tmp_path):
 def test_programs_folder_without_programs_is_bad_input(tmp_path):
     with pytest.raises(UserError, match="holds none of"):
         load_programs(1, tmp_path)
+
+
+def test_seeker_examples_hold_exactly_what_role_play_sent_the_seeker():
+    from conftest import CATALOG
+
+    from synth_empathy.config import DialogueConfig
+    from synth_empathy.graphs.catalog import load_catalog
+    from synth_empathy.graphs.sampler import plan_seeds
+    from synth_empathy.programs import Seeker
+    from synth_empathy.run.roleplay import roleplay
+    from synth_empathy.schema import Dialogue, Provenance
+
+    sent: list[dict] = []
+
+    class RecordingSeeker(Seeker):
+        def forward(self, **inputs):
+            sent.append(inputs)
+            return super().forward(**inputs)
+
+    catalog = load_catalog(CATALOG / "personas", CATALOG / "scenarios")
+    seed = next(s for s in plan_seeds(catalog, 8, seed=0) if s.situation.hidden_details)
+    engine = ScriptedEngine(structured={"SeekerFeeling": {"intensity": 3, "wants_to_end": True}})
+    programs = load_programs(0)
+    with dspy.context(lm=scripted_lm(engine), adapter=PlainAdapter()):
+        conv = roleplay(seed, RecordingSeeker(), programs.supporter, DialogueConfig(min_turns=1, max_turns=3))
+    assert conv.ending == "seeker_done" and len(sent) == 2  # the second message closes the talk
+    dialogue = Dialogue(id=seed.id, seed=seed, turns=conv.turns, ending=conv.ending,
+                        provenance=Provenance(generator_model="t", config_fingerprint="f", created="now",
+                                              package_version="0"))
+    examples = trainset("seeker", [dialogue], limit=10)
+    assert [dict(ex.inputs()) for ex in examples] == sent
+    assert "ready to end" in sent[-1]["feeling"] and " they " not in f" {sent[0]['situation']} "

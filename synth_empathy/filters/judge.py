@@ -7,6 +7,7 @@ from statistics import fmean
 from synth_empathy.config import JudgeConfig
 from synth_empathy.errors import error_detail
 from synth_empathy.lm.local import EMBEDDED_MODEL_NAME
+from synth_empathy.programs.epitome import MECHANISMS, failures, levels
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.transcript import conversation_text
 from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Rejection, Scores
@@ -37,10 +38,8 @@ def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores
     return Scores(
         sensibility=round(fmean(min(10, max(0, o.sensibility)) for o in outs), 2),
         rationality=round(fmean(min(10, max(0, o.rationality)) for o in outs), 2),
-        er=round(fmean(o.emotional_reactions for o in outs), 2),
-        ip=round(fmean(o.interpretations for o in outs), 2),
-        ex=round(fmean(o.explorations for o in outs), 2),
-        failures={name: sum(bool(getattr(o, name)) for o in outs) * 2 > len(outs) for name in FAILURE_MECHANISMS},
+        **{short: round(fmean(levels(o)[short] for o in outs), 2) for short in MECHANISMS},
+        failures={name: sum(name in failures(o) for o in outs) * 2 > len(outs) for name in FAILURE_MECHANISMS},
         rationale=outs[0].rationale,
         samples=samples,
         spread=_spread(outs) if samples > 1 else None,

@@ -8,12 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dspy
+
+from synth_empathy.config import RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.filters.agreement import accuracy, cohen_kappa, spearman
+from synth_empathy.lm import PlainAdapter, build_lm
+from synth_empathy.programs import load_programs
+from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.judge import Judge
+from synth_empathy.programs.transcript import turn_line, with_reply
 
-# EPITOME's three mechanisms and the judge output that scores each.
-MECHANISMS = {"er": "emotional_reactions", "ip": "interpretations", "ex": "explorations"}
 _FILE_HINTS = {"emotional": "er", "reaction": "er", "interpretation": "ip", "exploration": "ex"}
 EPITOME_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 
@@ -80,9 +85,9 @@ def evaluate(pairs: list[LabelledPair], judge: Judge,
     gold: dict[str, list[int]] = {}
     pred: dict[str, list[int]] = {}
     for i, pair in enumerate(pairs):
-        out = judge(conversation=f"Seeker: {pair.context}\nSupporter: {pair.response}")
+        out = judge(conversation=with_reply(turn_line("seeker", pair.context), pair.response))
         gold.setdefault(pair.mechanism, []).append(pair.label)
-        pred.setdefault(pair.mechanism, []).append(int(getattr(out, MECHANISMS[pair.mechanism])))
+        pred.setdefault(pair.mechanism, []).append(levels(out)[pair.mechanism])
         if on_pair:
             on_pair(i)
     return {
@@ -91,3 +96,11 @@ def evaluate(pairs: list[LabelledPair], judge: Judge,
                "spearman": None if (rho := spearman(gold[mech], pred[mech])) is None else round(rho, 4)}
         for mech in gold
     }
+
+
+def evaluate_judge(config: RunConfig, pairs: list[LabelledPair],
+                   on_pair: Callable[[int], None] | None = None) -> dict[str, dict[str, float | int | None]]:
+    """`evaluate` with the config's judge: its model and its program (`programs_dir`)."""
+    judge = load_programs(programs_dir=config.programs_dir).judge
+    with dspy.context(lm=build_lm(config.judge_model()), adapter=PlainAdapter()):
+        return evaluate(pairs, judge, on_pair)

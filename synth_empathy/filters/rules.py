@@ -11,6 +11,7 @@ from collections.abc import Callable
 from synth_empathy.config import RulesConfig
 from synth_empathy.programs.safety import follows_safe_pattern
 from synth_empathy.schema import Dialogue, Rejection
+from synth_empathy.text import ngrams, words
 
 _AI_LEAK = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a chatbot|openai)\b", re.IGNORECASE)
 _SPEAKER_LABEL = re.compile(r"(^|\n)\s*(seeker|supporter|listener|user|assistant|you)\s*:", re.IGNORECASE)
@@ -19,15 +20,10 @@ _PLACEHOLDER = re.compile(r"\[(name|insert|your name|placeholder)[^\]]*\]|\{\{.*
 # The seeker giving the supporter advice: imperative suggestions aimed at "you".
 _SEEKER_ADVICE = re.compile(r"\b(you should|you need to|you could try|have you tried|my advice|i suggest you)\b",
                             re.IGNORECASE)
-_WORD = re.compile(r"[a-z']+")
 _ENGLISH = frozenset(
     "the a an and or but to of in on at for with is are was were be been i you he she it we they my your me "
     "that this not no so just do did have has had can will would what how why when".split()
 )
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def turn_count(d: Dialogue, cfg: RulesConfig) -> list[str]:
@@ -65,8 +61,7 @@ def repetition(d: Dialogue, cfg: RulesConfig) -> list[str]:
     n = cfg.repetition_ngram
     seen: set[tuple[str, ...]] = set()
     for t in d.turns:
-        words = _words(t.text)
-        grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+        grams = set(ngrams(words(t.text), n))
         if len(grams) >= 3 and len(grams & seen) / len(grams) >= cfg.max_repeated_fraction:
             return ["repetition_loop"]
         seen |= grams
@@ -98,10 +93,10 @@ def placeholders(d: Dialogue, cfg: RulesConfig) -> list[str]:
 
 def language(d: Dialogue, cfg: RulesConfig) -> list[str]:
     """English check by function words: real English prose is at least ~20% of them."""
-    words = _words(" ".join(t.text for t in d.turns))
-    if len(words) < 10:
+    tokens = words(" ".join(t.text for t in d.turns))
+    if len(tokens) < 10:
         return []
-    share = sum(w in _ENGLISH for w in words) / len(words)
+    share = sum(w in _ENGLISH for w in tokens) / len(tokens)
     return ["not_english"] if share < cfg.min_english_share else []
 
 

@@ -4,7 +4,6 @@ validated against the schema, near-duplicates of existing nodes dropped, written
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,22 +12,20 @@ import pydantic
 import yaml
 from dspy.utils.exceptions import AdapterParseError
 
-from synth_empathy.graphs.catalog import Catalog
+from synth_empathy.config import RunConfig
+from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plausible_cells
+from synth_empathy.lm import PlainAdapter, build_lm
 from synth_empathy.programs.expand import NewPersona, NewSituation
 from synth_empathy.schema import Persona, Situation
+from synth_empathy.text import jaccard, words
 
 NEAR_DUPLICATE = 0.6  # word-set Jaccard above which a new node repeats an old one
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
-
-
 def is_near_duplicate(text: str, existing: list[str], threshold: float = NEAR_DUPLICATE) -> bool:
-    mine = _words(text)
-    return any(mine and (other := _words(e)) and len(mine & other) / len(mine | other) >= threshold
-               for e in existing)
+    mine = set(words(text))
+    return bool(mine) and any(jaccard(mine, set(words(e))) >= threshold for e in existing)
 
 
 @dataclass
@@ -85,6 +82,18 @@ def expand_situations(catalog: Catalog, n: int, rng: random.Random, out: Expansi
             continue
         texts.append(situation.text)
         out.situations.append(situation)
+
+
+def expand_catalog(config: RunConfig, personas: int, situations: int) -> Expansion:
+    """Propose `personas` new personas and `situations` new situations for the config's catalog, with its
+    generator model; seeded by `config.seed`."""
+    catalog = load_catalog(config.personas_dir, config.scenarios_dir)
+    rng = random.Random(config.seed)
+    result = Expansion()
+    with dspy.context(lm=build_lm(config.model), adapter=PlainAdapter()):
+        expand_personas(catalog, personas, rng, result)
+        expand_situations(catalog, situations, rng, result)
+    return result
 
 
 def write_expansion(expansion: Expansion, out_dir: Path) -> list[Path]:

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import dspy
 
 from synth_empathy.lm.usage import stage
-from synth_empathy.schema import FAILURE_MECHANISMS, Critique
+from synth_empathy.programs.epitome import RUBRIC, failures, levels, with_rubric
+from synth_empathy.schema import Critique
 
-Level = Literal[0, 1, 2]
 
-
+@with_rubric
 class CritiqueReply(dspy.Signature):
-    """Critique a supporter's reply in an emotional-support conversation, strictly.
-    EPITOME levels (0 none, 1 weak, 2 strong): emotional_reactions = expresses warmth, compassion,
-    concern; interpretations = shows it understood the seeker's specific feelings and experience;
-    explorations = gently asks about what the seeker has not said yet.
-    Failure flags (true when present): sentiment_attenuation = plays down or flattens the seeker's
-    feelings; granularity_mismatch = generic where the seeker gave specifics, or too detailed too
-    soon; conflict_avoidance = dodges something that honestly needs saying; linguistic_distancing =
-    clinical, impersonal or textbook register instead of speaking person to person.
-    feedback = the single most important fix, in one sentence."""
+    __doc__ = f"""Critique a supporter's reply in an emotional-support conversation, strictly.
+{RUBRIC}
+feedback = the single most important fix, in one sentence."""
 
     conversation: str = dspy.InputField()
     reply: str = dspy.InputField(desc="the supporter's draft reply")
     feedback: str = dspy.OutputField()
-    emotional_reactions: Level = dspy.OutputField()
-    interpretations: Level = dspy.OutputField()
-    explorations: Level = dspy.OutputField()
-    sentiment_attenuation: bool = dspy.OutputField()
-    granularity_mismatch: bool = dspy.OutputField()
-    conflict_avoidance: bool = dspy.OutputField()
-    linguistic_distancing: bool = dspy.OutputField()
 
 
 class ReviseReply(dspy.Signature):
@@ -76,11 +61,7 @@ class Critic(dspy.Module):
     def forward(self, conversation: str, reply: str) -> Critique:
         with stage("critique"):
             out = self.critique(conversation=conversation, reply=reply)
-        return Critique(
-            er=out.emotional_reactions, ip=out.interpretations, ex=out.explorations,
-            failures=[name for name in FAILURE_MECHANISMS if getattr(out, name)],
-            feedback=out.feedback,
-        )
+        return Critique(**levels(out), failures=failures(out), feedback=out.feedback)
 
     def revise(self, conversation: str, strategy: str, draft: str, critique: Critique) -> str:
         with stage("revise"):

@@ -1,4 +1,5 @@
-"""How a persona, a situation and a conversation are written into program inputs."""
+"""How a persona, a situation, a feeling and a conversation are written into program inputs: every program
+input that is not a plain field of a record is rendered here, for generation and optimization alike."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from synth_empathy.schema import Persona, Seed, Turn
+from synth_empathy.text import words
 
 _NAMES = {"seeker": "You", "supporter": "Listener"}
 
@@ -64,14 +66,33 @@ def seeker_brief(seed: Seed) -> str:
     return f"{p.name}, age {p.age_band}, {p.occupation}; tends to be {p.communication_style.replace('_', '-')}."
 
 
+def turn_line(role: str, text: str, viewpoint: str = "neutral") -> str:
+    """One labelled line of a transcript; the seeker's own view calls itself 'You'."""
+    names = _NAMES if viewpoint == "seeker" else {"seeker": "Seeker", "supporter": "Supporter"}
+    return f"{names[role]}: {text}"
+
+
 def conversation_text(turns: Sequence[Turn], viewpoint: str = "neutral") -> str:
     """Render turns as labelled lines; the seeker's own view calls itself 'You'."""
-    if viewpoint == "seeker":
-        names = _NAMES
-    else:
-        names = {"seeker": "Seeker", "supporter": "Supporter"}
-    return "\n".join(f"{names[t.role]}: {t.text}" for t in turns)
+    return "\n".join(turn_line(t.role, t.text, viewpoint) for t in turns)
 
 
-def last_seeker_message(turns: Sequence[Turn]) -> str:
-    return next((t.text for t in reversed(turns) if t.role == "seeker"), "")
+def with_reply(conversation: str, reply: str) -> str:
+    """A conversation with one more supporter line: what the judge scores for a candidate reply."""
+    return "\n".join(part for part in (conversation, turn_line("supporter", reply)) if part)
+
+
+def seeker_feeling(emotion: str, intensity: int, closing: bool = False) -> str:
+    """The seeker's `feeling` input; `closing` when it has decided to end the conversation with this message."""
+    feeling = f"{emotion}, intensity {intensity} out of 10"
+    if closing:
+        feeling += "; you have said what you needed to and are ready to end the conversation now"
+    return feeling
+
+
+def not_said_yet(seed: Seed, turns: Sequence[Turn]) -> str:
+    """The seeker's hidden details it has not brought up yet, in the first person."""
+    said = set(words(" ".join(t.text for t in turns if t.role == "seeker")))
+    # A detail counts as said once most of its words have come up in the seeker's messages.
+    left = [d for d in seed.situation.hidden_details if len(set(words(d)) & said) <= 0.6 * len(set(words(d)))]
+    return "; ".join(first_person(d) for d in left) or "nothing important"

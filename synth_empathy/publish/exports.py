@@ -43,11 +43,11 @@ _SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
-# ------------------------------------------------------------------ filters
+# ------------------------------------------------------------------ selection
 
 
 @dataclass(frozen=True)
-class DialogueFilter:
+class ExportSelection:
     """Which dialogues an export keeps; an empty filter keeps all. A score minimum drops unscored dialogues."""
 
     min_sensibility: float | None = None
@@ -92,9 +92,9 @@ def _identifier(name: str) -> str:
     return re.sub(r"[\s-]+", "_", name.strip().lower())
 
 
-def build_filter(min_sensibility: float | None = None, min_rationality: float | None = None,
+def build_selection(min_sensibility: float | None = None, min_rationality: float | None = None,
                  emotions: Iterable[str] | str | None = None, problem_types: Iterable[str] | str | None = None,
-                 strategies: Iterable[str] | str | None = None) -> DialogueFilter:
+                 strategies: Iterable[str] | str | None = None) -> ExportSelection:
     """A validated filter from flag values; UserError names the first bad one.
 
     Emotions must be ED labels and strategies ESConv strategies ("reflection of feelings" is read as
@@ -111,7 +111,7 @@ def build_filter(min_sensibility: float | None = None, min_rationality: float | 
     for s in sorted(strategy_set):
         if s not in STRATEGIES:
             raise UserError(f"--strategy '{s}' is not an ESConv strategy ({', '.join(STRATEGIES)})")
-    return DialogueFilter(min_sensibility, min_rationality, frozenset(emotion_set),
+    return ExportSelection(min_sensibility, min_rationality, frozenset(emotion_set),
                           frozenset(_identifier(p) for p in _names(problem_types)), frozenset(strategy_set))
 
 
@@ -151,9 +151,11 @@ def chat_turns(d: Dialogue) -> list[tuple[str, str]]:
     return out
 
 
-def to_messages(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """The chat-template form ({role, content}, a system message first) shared by the openai and hf exports."""
-    return [{"role": "system", "content": system_prompt}] + [{"role": r, "content": c} for r, c in chat_turns(d)]
+def to_messages(d: Dialogue, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The one chat-template form ({role, content}) of every export and of `Generator.to_hf_iterable_dataset`;
+    a system message first unless `system_prompt` is None."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    return system + [{"role": r, "content": c} for r, c in chat_turns(d)]
 
 
 def to_openai(d: Dialogue, targets: str = "all", system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
@@ -178,7 +180,7 @@ def family(d: Dialogue) -> str:
     return d.seed.situation.id
 
 
-def hf_row(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
+def hf_row(d: Dialogue, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
     """Flat, typed columns for filtering on the Hub, plus `record`, the whole dialogue as JSON (lossless)."""
     s = d.scores
     return {
@@ -365,14 +367,14 @@ def _hub_front_matter(splits: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _export_section(fmt: str, result: ExportResult, corpus_kept: int, flt: DialogueFilter,
+def _export_section(fmt: str, result: ExportResult, corpus_kept: int, selection: ExportSelection,
                     ratios: Sequence[float], seed: int) -> str:
     rows = "\n".join(f"| {name} | {result.splits[name]:,} | {result.families[name]:,} |" for name in result.splits)
     return f"""
 ## This export
 
 {result.dialogues:,} of the corpus's {corpus_kept:,} kept dialogues, as a Hugging Face dataset ({fmt}).
-Filters: {flt.describe()}. The statistics above describe the exported dialogues; the counts describe the run.
+Filters: {selection.describe()}. The statistics above describe the exported dialogues; the counts describe the run.
 
 Splits were drawn with seed {seed} at {"/".join(f"{r:g}" for r in ratios)} (train/validation/test) by
 **seed family**: all dialogues of one situation, whatever the persona, are in the same split, so no situation seen
@@ -395,7 +397,7 @@ HF_FILES = """\
 """
 
 
-def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: DialogueFilter, ratios: Sequence[float],
+def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: ExportSelection, ratios: Sequence[float],
               seed: int, system_prompt: str, result: ExportResult) -> None:
     import datasets
 
@@ -425,18 +427,18 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, flt: Dialogu
     stats["counts"] = count_summary(corpus.dialogues, corpus.rejections, corpus.manifest)
     card = render_card_from_stats(
         stats, corpus.manifest, front_matter_extra=_hub_front_matter(splits),
-        export_section=_export_section("hf", result, len(corpus.dialogues), flt, ratios, seed),
+        export_section=_export_section("hf", result, len(corpus.dialogues), selection, ratios, seed),
         files_section=HF_FILES)
     (out / CARD_FILE).write_text(card, encoding="utf-8")
 
 
-def _write_dpo(corpus: Corpus, chosen: list[Dialogue], flt: DialogueFilter, out: Path,
+def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelection, out: Path,
                system_prompt: str) -> ExportResult:
     """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.publish.dpo)."""
     from synth_empathy.publish.dpo import preference_pairs
     from synth_empathy.review.labels import LABELS, read_labels
 
-    rejected = [d for r in corpus.rejections if r.get("dialogue") and flt.accepts(d := Dialogue.model_validate(
+    rejected = [d for r in corpus.rejections if r.get("dialogue") and selection.accepts(d := Dialogue.model_validate(
         r["dialogue"]))]
     pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
     if not pairs:
@@ -448,7 +450,7 @@ def _write_dpo(corpus: Corpus, chosen: list[Dialogue], flt: DialogueFilter, out:
     return ExportResult("dpo", out, len({p["dialogue_id"] for p in pairs}), pairs=counts | {"skipped": skipped})
 
 
-def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFilter | None = None,
+def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSelection | None = None,
                   targets: str = "all", system_prompt: str | None = None,
                   split: Sequence[float] | str | None = None, seed: int = 0, push: str | None = None,
                   private: bool = False, overwrite: bool = False) -> ExportResult:
@@ -460,7 +462,7 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
             "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card) or "dpo" (TRL
             preference pairs JSONL from review edits and critique revisions, see synth_empathy.publish.dpo).
         out: the file (openai, sharegpt) or folder (hf) to write; an existing one is replaced only with overwrite.
-        filters: from `build_filter`; None keeps every dialogue.
+        selection: from `build_selection`; None keeps every dialogue.
         targets: openai only: "all" supporter turns are training targets, or only the "last" (weight 0/1).
         system_prompt: the system message; None is DEFAULT_SYSTEM_PROMPT.
         split: hf only: train/validation/test shares (default 0.8/0.1/0.1), by seed family; seed shuffles them.
@@ -486,21 +488,21 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
         _check_repo_id(push)
         require_extra("huggingface_hub", "hf", "--push")
         token = hf_token()
-    flt = filters or DialogueFilter()
+    selection = selection or ExportSelection()
     system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
     corpus = read_corpus(corpus_dir)
     _check_out(out, corpus_dir, fmt, overwrite)
     if not corpus.dialogues:
         raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")
-    if flt.problem_types:
-        _check_problem_types(flt.problem_types, {d.seed.problem_type for d in corpus.dialogues},
+    if selection.problem_types:
+        _check_problem_types(selection.problem_types, {d.seed.problem_type for d in corpus.dialogues},
                              catalog_for(corpus.manifest)[0])
-    chosen = [d for d in corpus.dialogues if flt.accepts(d)]
+    chosen = [d for d in corpus.dialogues if selection.accepts(d)]
     if not chosen:
         raise UserError(f"none of the {len(corpus.dialogues):,} dialogues in {corpus_dir} passes the filters "
-                        f"({flt.describe()})")
+                        f"({selection.describe()})")
     if fmt == "dpo":
-        return _write_dpo(corpus, chosen, flt, out, system_prompt)
+        return _write_dpo(corpus, chosen, selection, out, system_prompt)
     trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]
     if not trainable:
         raise UserError(f"none of the {len(chosen):,} selected dialogues in {corpus_dir} has a supporter turn")
@@ -512,7 +514,7 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, filters: DialogueFil
     elif fmt == "sharegpt":
         _write_jsonl(out, (to_sharegpt(d, system_prompt) for d in trainable), as_array=out.suffix == ".json")
     else:
-        _write_hf(trainable, out, corpus, flt, ratios, seed, system_prompt, result)
+        _write_hf(trainable, out, corpus, selection, ratios, seed, system_prompt, result)
         if push:
             result.pushed_to = push_to_hub(out, push, token=token, private=private)
     return result

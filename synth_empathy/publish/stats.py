@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.errors import UserError
+from synth_empathy.filters.dedup import dialogue_text
 from synth_empathy.publish.human_agreement import format_text
 from synth_empathy.schema import Dialogue, Manifest
+from synth_empathy.text import jaccard, ngrams, shingles, words
 
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
@@ -30,7 +31,6 @@ EPITOME_METRICS = ("er", "ip", "ex")
 SCORE_BINS = tuple(range(11))  # a score is counted in the bin of its nearest whole number, 0..10
 SELF_SIMILARITY_SAMPLE = 200
 SHINGLE_WORDS = 3  # the dedup stage's default word n-gram, so self-similarity reads against its threshold
-_WORD = re.compile(r"[a-z0-9']+")
 
 
 # ------------------------------------------------------------------ the catalog (the I/O edge)
@@ -204,10 +204,6 @@ def seeker_intensities(dialogue: Dialogue) -> list[int]:
     return [t.intensity for t in dialogue.turns if t.role == "seeker" and t.intensity is not None]
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def distinct_n(texts: Iterable[str], n: int) -> float | None:
     """Distinct n-grams over all n-grams across the texts (Li et al. 2016); None when there are none."""
     return distinct_ns(texts, (n,))[n]
@@ -220,22 +216,10 @@ def distinct_ns(texts: Iterable[str], ns: Sequence[int] = (1, 2)) -> dict[int, f
     for text in texts:
         w = words(text)
         for n in ns:
-            grams = list(zip(*(w[i:] for i in range(n)), strict=False))
+            grams = list(ngrams(w, n))
             totals[n] += len(grams)
             seen[n].update(grams)
     return {n: round(len(seen[n]) / totals[n], 4) if totals[n] else None for n in ns}
-
-
-def shingles(text: str, n: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]:
-    w = words(text)
-    if len(w) < n:
-        return frozenset([tuple(w)]) if w else frozenset()
-    return frozenset(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
-
-
-def jaccard(a: frozenset, b: frozenset) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
 
 
 def self_similarity(texts: Sequence[str], sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> dict:
@@ -243,15 +227,11 @@ def self_similarity(texts: Sequence[str], sample_size: int = SELF_SIMILARITY_SAM
     indices = list(range(len(texts)))
     if len(indices) > sample_size:
         indices = sorted(random.Random(seed).sample(indices, sample_size))
-    sets = [shingles(texts[i]) for i in indices]
+    sets = [set(shingles(words(texts[i]), SHINGLE_WORDS)) for i in indices]
     pairs = [jaccard(a, b) for a, b in itertools.combinations(sets, 2)]
     return {"sample": len(sets), "pairs": len(pairs),
             "mean_jaccard": round(sum(pairs) / len(pairs), 4) if pairs else None,
             "max_jaccard": round(max(pairs), 4) if pairs else None}
-
-
-def dialogue_text(dialogue: Dialogue) -> str:
-    return "\n".join(t.text for t in dialogue.turns)
 
 
 def diversity(dialogues: Sequence[Dialogue], sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> dict:
@@ -260,7 +240,7 @@ def diversity(dialogues: Sequence[Dialogue], sample_size: int = SELF_SIMILARITY_
     return {
         "distinct_1": distinct[1],
         "distinct_2": distinct[2],
-        "self_similarity": self_similarity([dialogue_text(d) for d in dialogues], sample_size, seed),
+        "self_similarity": self_similarity([dialogue_text(d, "dialogue") for d in dialogues], sample_size, seed),
     }
 
 

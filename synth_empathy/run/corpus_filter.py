@@ -19,8 +19,9 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
 from synth_empathy.filters.rules import rules_rejection
-from synth_empathy.lm import PlainAdapter, UsageMeter, model_label
+from synth_empathy.lm import PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.usage import metering, price_for, with_earlier_usage
+from synth_empathy.programs import load_programs
 from synth_empathy.programs.judge import Judge
 from synth_empathy.publish.card import write_card
 from synth_empathy.run.workers import Outcome, Workers
@@ -36,10 +37,13 @@ def apply_rules(dialogues: Iterable[Dialogue], config: RunConfig) -> tuple[list[
     return _split(rules_rejection(d, config.rules) or d for d in dialogues)
 
 
-def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM, judge: Judge | None = None,
-              meter: UsageMeter | None = None, on_done: Callable[[int], None] | None = None) -> list[Outcome]:
-    """Score every dialogue (bounded concurrency); a judge failure is a rejection, never a pass."""
-    judge = judge or Judge()
+def judge_all(dialogues: list[Dialogue], config: RunConfig, judge_lm: dspy.LM | None = None,
+              judge: Judge | None = None, meter: UsageMeter | None = None,
+              on_done: Callable[[int], None] | None = None) -> list[Outcome]:
+    """Score every dialogue (bounded concurrency); a judge failure is a rejection, never a pass. The judge LM
+    is the config's judge model unless one is given; the judge program the config's (`programs_dir`)."""
+    judge_lm = judge_lm or build_lm(config.judge_model())
+    judge = judge or load_programs(programs_dir=config.programs_dir).judge
     adapter = PlainAdapter()
 
     def one(d: Dialogue) -> Outcome:
@@ -96,10 +100,14 @@ def format_sweep(sweep: dict) -> str:
     return "\n".join(lines)
 
 
-def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
-               select: float | None = None, on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
-    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`."""
+def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM | None = None,
+               judge_label: str | None = None, select: float | None = None,
+               on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
+    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`.
+    The judge LM is the config's judge model unless one is given."""
     out_dir = Path(out_dir)
+    judge_config = config.judge_model()
+    judge_label = judge_label or model_label(judge_config)
     if (out_dir / KEPT_FILE).exists():
         raise UserError(f"--out {out_dir} already holds a corpus; choose an empty folder")
     started, created = time.perf_counter(), now()
@@ -128,7 +136,6 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
     tally = Tally()
     for outcome in (*kept, *rejected):
         tally.add(outcome)
-    judge_config = config.judge_model()
     prices = {"judge": price_for(config.prices, judge_config, model_label(judge_config))}
     manifest = build_manifest(config, models={"generator": f"source:{source}", "judge": judge_label},
                               planned=len(dialogues), tally=tally,

@@ -199,9 +199,14 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
     generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
-    here; `synth_empathy.run.ray_engine.RayExecutor` on Ray); recording, dedup of kept ones, resume and the
-    manifest stay here whichever makes them."""
+    here, or `synth_empathy.run.ray_engine.RayExecutor` when `config.engine` is "ray"); recording, dedup of
+    kept ones, resume and the manifest stay here whichever makes them."""
     out_dir = Path(out_dir)
+    if executor is None and config.engine == "ray":
+        # Imported here: the Ray engine builds on this module's Run.
+        from synth_empathy.run.ray_engine import RayExecutor
+
+        executor = RayExecutor.from_config(config.ray)
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)

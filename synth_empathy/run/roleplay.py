@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from synth_empathy.config import DialogueConfig
@@ -12,11 +11,14 @@ from synth_empathy.programs.supporter import Supporter
 from synth_empathy.programs.transcript import (
     conversation_text,
     first_person,
+    not_said_yet,
     persona_card,
     seeker_brief,
+    seeker_feeling,
     trim_sentences,
 )
 from synth_empathy.schema import Seed, Turn
+from synth_empathy.text import jaccard, words
 
 STALL_SIMILARITY = 0.8
 
@@ -28,26 +30,11 @@ class Conversation:
     crisis: bool
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
-
-
 def repeats_earlier(text: str, earlier: list[str]) -> bool:
     """A message whose words mostly repeat an earlier message (its own, or the other side's: small models
     parrot) means the talk has stalled."""
-    words = _words(text)
-    for prev in earlier:
-        other = _words(prev)
-        if words and other and len(words & other) / len(words | other) >= STALL_SIMILARITY:
-            return True
-    return False
-
-
-def _not_said_yet(seed: Seed, turns: list[Turn]) -> str:
-    said = _words(" ".join(t.text for t in turns if t.role == "seeker"))
-    # A detail counts as said once most of its words have come up in the seeker's messages.
-    left = [d for d in seed.situation.hidden_details if len(_words(d) & said) <= 0.6 * len(_words(d))]
-    return "; ".join(first_person(d) for d in left) or "nothing important"
+    mine = set(words(text))
+    return bool(mine) and any(jaccard(mine, set(words(prev))) >= STALL_SIMILARITY for prev in earlier)
 
 
 def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueConfig) -> Conversation:
@@ -64,11 +51,9 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
                                 seeker_message=turns[-2].text, listener_reply=turns[-1].text)
             intensity = max(0, min(10, int(feel.intensity)))
             closing = bool(feel.wants_to_end) and exchange >= config.min_turns
-        feeling = f"{seed.emotion}, intensity {intensity} out of 10"
-        if closing:
-            feeling += "; you have said what you needed to and are ready to end the conversation now"
         message = trim_sentences(seeker(character=character, situation=first_person(seed.situation.text),
-                                        feeling=feeling, not_said_yet=_not_said_yet(seed, turns),
+                                        feeling=seeker_feeling(seed.emotion, intensity, closing),
+                                        not_said_yet=not_said_yet(seed, turns),
                                         conversation=conversation_text(turns, viewpoint="seeker")).message)
         if turns and repeats_earlier(message, [t.text for t in turns]):
             return Conversation(turns, "stalled", crisis)  # the repeated message adds nothing: drop it

@@ -1,8 +1,5 @@
-"""Exports (openai, sharegpt, hf), family-safe splits, filters, the data card and `stats`, on corpora built here.
-
-`make_corpus` writes a small output directory (dialogues.jsonl, rejected.jsonl, manifest.json) that is valid per
-schema.Dialogue / schema.Manifest; test_report.py builds its corpora with it too.
-"""
+"""Exports (openai, sharegpt, hf), family-safe splits, selections, the data card and `stats`, on corpora built by
+`corpora.make_corpus`."""
 
 from __future__ import annotations
 
@@ -24,7 +21,7 @@ from synth_empathy.graphs.sampler import plan_seeds
 from synth_empathy.publish.card import write_card
 from synth_empathy.publish.exports import (
     DEFAULT_SYSTEM_PROMPT,
-    build_filter,
+    build_selection,
     export_corpus,
     family,
     parse_split,
@@ -121,7 +118,7 @@ def test_sharegpt_export_loads_in_datasets_with_system_human_gpt(corpus, tmp_pat
 
 def test_sharegpt_json_suffix_writes_one_json_array(corpus, tmp_path):
     out = tmp_path / "sharegpt.json"
-    export_corpus(corpus, "sharegpt", out, filters=build_filter(emotions="afraid,annoyed"))
+    export_corpus(corpus, "sharegpt", out, selection=build_selection(emotions="afraid,annoyed"))
     data = json.loads(out.read_text(encoding="utf-8"))
     assert isinstance(data, list) and data
     assert all(set(r) == {"id", "conversations"} for r in data)
@@ -191,7 +188,7 @@ def test_hf_overwrite_replaces_an_earlier_export_only(corpus, tmp_path):
     export_corpus(corpus, "hf", out)
     with pytest.raises(UserError, match="not empty"):
         export_corpus(corpus, "hf", out)
-    result = export_corpus(corpus, "hf", out, overwrite=True, filters=build_filter(min_sensibility=8))
+    result = export_corpus(corpus, "hf", out, overwrite=True, selection=build_selection(min_sensibility=8))
     assert sum(result.splits.values()) == result.dialogues < 60
     other = tmp_path / "notes"
     other.mkdir()
@@ -218,22 +215,22 @@ def test_filters_keep_only_matching_dialogues(corpus, tmp_path):
     kept = _kept(corpus)
     out = tmp_path / "f.jsonl"
 
-    flt = build_filter(min_sensibility=8, min_rationality=7)
-    result = export_corpus(corpus, "sharegpt", out, filters=flt)
+    selection = build_selection(min_sensibility=8, min_rationality=7)
+    result = export_corpus(corpus, "sharegpt", out, selection=selection)
     ids = {r["id"] for r in _lines(out)}
     assert ids == {d.id for d in kept if d.scores.sensibility >= 8 and d.scores.rationality >= 7}
     assert result.filtered_out == 60 - len(ids) > 0
 
     emotion = kept[0].seed.emotion
-    export_corpus(corpus, "sharegpt", out, filters=build_filter(emotions=[emotion.upper()]), overwrite=True)
+    export_corpus(corpus, "sharegpt", out, selection=build_selection(emotions=[emotion.upper()]), overwrite=True)
     assert {r["id"] for r in _lines(out)} == {d.id for d in kept if d.seed.emotion == emotion}
 
     problem = kept[0].seed.problem_type
-    export_corpus(corpus, "sharegpt", out, filters=build_filter(problem_types=[problem]), overwrite=True)
+    export_corpus(corpus, "sharegpt", out, selection=build_selection(problem_types=[problem]), overwrite=True)
     assert {r["id"] for r in _lines(out)} == {d.id for d in kept if d.seed.problem_type == problem}
 
-    export_corpus(corpus, "sharegpt", out, filters=build_filter(strategies=["Reflection of feelings", "affirmation"]),
-                  overwrite=True)
+    export_corpus(corpus, "sharegpt", out, overwrite=True,
+                  selection=build_selection(strategies=["Reflection of feelings", "affirmation"]))
     assert {r["id"] for r in _lines(out)} == {
         d.id for d in kept if {"reflection_of_feelings", "affirmation"} & {t.strategy for t in d.turns}}
 
@@ -243,7 +240,7 @@ def test_a_score_minimum_drops_unscored_dialogues(tmp_path):
     records = _lines(corpus_dir / KEPT_FILE)
     records[0].pop("scores")
     (corpus_dir / KEPT_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
-    result = export_corpus(corpus_dir, "openai", tmp_path / "o.jsonl", filters=build_filter(min_rationality=0))
+    result = export_corpus(corpus_dir, "openai", tmp_path / "o.jsonl", selection=build_selection(min_rationality=0))
     assert result.dialogues == 5 and result.filtered_out == 1
 
 
@@ -275,12 +272,12 @@ def test_bad_input_is_one_clear_sentence(corpus, tmp_path, monkeypatch, case, fr
         "missing_dir": lambda: export_corpus(tmp_path / "nope", "openai", out),
         "no_dialogues": lambda: export_corpus(tmp_path, "openai", out),
         "unknown_format": lambda: export_corpus(corpus, "csv", out),
-        "bad_emotion": lambda: build_filter(emotions=["hapy"]),
-        "bad_strategy": lambda: build_filter(strategies="hugging"),
-        "score_out_of_range": lambda: build_filter(min_sensibility=11),
+        "bad_emotion": lambda: build_selection(emotions=["hapy"]),
+        "bad_strategy": lambda: build_selection(strategies="hugging"),
+        "score_out_of_range": lambda: build_selection(min_sensibility=11),
         "unknown_problem_type": lambda: export_corpus(corpus, "openai", out,
-                                                      filters=build_filter(problem_types=["space_travel"])),
-        "nothing_passes": lambda: export_corpus(corpus, "openai", out, filters=build_filter(min_sensibility=10,
+                                                      selection=build_selection(problem_types=["space_travel"])),
+        "nothing_passes": lambda: export_corpus(corpus, "openai", out, selection=build_selection(min_sensibility=10,
                                                                                             min_rationality=10)),
         "bad_split": lambda: export_corpus(corpus, "hf", tmp_path / "hf", split="0.5,0.1"),
         "split_sums_wrong": lambda: export_corpus(corpus, "hf", tmp_path / "hf", split=(0.5, 0.1, 0.1)),
@@ -404,7 +401,7 @@ def test_hf_without_the_datasets_package_says_what_to_install(corpus, tmp_path, 
 
 
 def test_export_result_summary_is_one_line(corpus, tmp_path):
-    result = export_corpus(corpus, "hf", tmp_path / "hf", filters=build_filter(min_sensibility=7))
+    result = export_corpus(corpus, "hf", tmp_path / "hf", selection=build_selection(min_sensibility=7))
     line = result.summary()
     assert "\n" not in line and line.startswith(f"exported {result.dialogues} dialogues to ")
     assert "filtered out" in line and "splits train" in line and "families" in line
