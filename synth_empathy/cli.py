@@ -27,6 +27,10 @@ ModelOpt = Annotated[str | None, typer.Option(
 ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible endpoint URL.")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")]
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", min=0, help="USD cap: start no dialogue that would pass it (needs [prices] for every model).")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -86,6 +90,8 @@ def generate(
     engine: Annotated[str | None, typer.Option("--engine", help="local (threads here) or ray (actors on Ray).")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
+    max_cost: MaxCostOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
     from synth_empathy.run.generate import run_generate
@@ -109,9 +115,14 @@ def generate(
         from synth_empathy.run.ray_engine import RayExecutor
 
         executor = RayExecutor.from_config(cfg.ray, address=ray_address)
+    if dry_run:
+        from synth_empathy.run.dry_run import estimate_generate
+
+        typer.echo(estimate_generate(cfg, out).table())
+        return
     progress = _progress(cfg.n)
     try:
-        manifest = run_generate(cfg, out, resume=resume, progress=progress, executor=executor)
+        manifest = run_generate(cfg, out, resume=resume, progress=progress, executor=executor, max_cost=max_cost)
     except KeyboardInterrupt:
         import shlex
 
@@ -125,7 +136,15 @@ def generate(
         raise typer.Exit(130) from None
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
+    _say_budget(manifest)
     _say_caveat(manifest)
+
+
+def _say_budget(manifest: Manifest) -> None:
+    budget = manifest.budget
+    if budget and budget["stopped"]:
+        typer.echo(f"budget reached: ${budget['spent_usd']:.4f} spent of --max-cost ${budget['max_cost_usd']:g}; "
+                   "the next dialogue would pass it. Rerun the same command with a higher --max-cost to continue.")
 
 
 def _say_caveat(manifest: Manifest) -> None:
