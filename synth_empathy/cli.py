@@ -29,6 +29,9 @@ ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="Environ
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")]
 MaxCostOpt = Annotated[float | None, typer.Option(
     "--max-cost", min=0, help="USD cap: start no dialogue that would pass it (needs [prices] for every model).")]
+BatchOpt = Annotated[bool, typer.Option(
+    "--batch", help="Send the judge's calls through the OpenAI Batch API (discounted, answers within 24 h).")]
+BatchPollOpt = Annotated[float, typer.Option("--batch-poll", min=0, help="Seconds between polls of a batch.")]
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
 
@@ -278,12 +281,21 @@ def filter_cmd(
     sweep: Annotated[bool, typer.Option("--sweep", help="Print kept counts over a grid of thresholds.")] = False,
     select: Annotated[float | None, typer.Option(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 30.0,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
     cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select)
+    if dry_run:
+        from synth_empathy.run.dry_run import estimate_filter
+
+        typer.echo(estimate_filter(cfg, source, judge_lm, batch_price=batch).table())
+        return
+    manifest, table = run_filter(cfg, source, out, judge_lm, label, select=select, batch=batch,
+                                 batch_poll_s=batch_poll)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))
@@ -325,15 +337,24 @@ def judge_cmd(
     api_base: ApiBaseOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     judge_model: JudgeModelOpt = None,
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 30.0,
 ) -> None:
-    """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
+    """Scores alone: sensibility, rationality, EPITOME levels, failure flags. With --batch the batch id lives in
+    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch."""
     from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
     dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
+    if batch:
+        from synth_empathy.run.batch_judge import judge_by_batch
+
+        outcomes = judge_by_batch(dialogues, cfg, out.with_name(out.stem + ".batch.json"), poll_s=batch_poll,
+                                  on_status=_batch_status)
+    else:
+        outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for o in outcomes:
@@ -342,6 +363,10 @@ def judge_cmd(
             f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
     typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
+
+
+def _batch_status(status: str, counts: dict) -> None:
+    typer.echo(f"batch {status}: {counts.get('completed', 0)} of {counts.get('total', 0)} answered", err=True)
 
 
 @app.command("judge-eval")
