@@ -82,6 +82,13 @@ def model_flags(judge: bool = True):
         return command
 
     return wrap
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", min=0, help="USD cap: start no dialogue that would pass it (needs [prices] for every model).")]
+BatchOpt = Annotated[bool, typer.Option(
+    "--batch", help="Send the judge's calls through the OpenAI Batch API (discounted, answers within 24 h).")]
+BatchPollOpt = Annotated[float, typer.Option("--batch-poll", min=0, help="Seconds between polls of a batch.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -125,6 +132,8 @@ def generate(
     engine: Annotated[str | None, typer.Option("--engine", help="local (threads here) or ray (actors on Ray).")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
+    max_cost: MaxCostOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -140,9 +149,14 @@ def generate(
     cfg = flags.run_config(n=n, **settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
+    if dry_run:
+        from synth_empathy.run.dry_run import estimate_generate
+
+        typer.echo(estimate_generate(cfg, out).table())
+        return
     progress = _progress(cfg.n)
     try:
-        manifest = run_generate(cfg, out, resume=resume, progress=progress)
+        manifest = run_generate(cfg, out, resume=resume, progress=progress, max_cost=max_cost)
     except KeyboardInterrupt:
         import shlex
 
@@ -156,7 +170,15 @@ def generate(
         raise typer.Exit(130) from None
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
+    _say_budget(manifest)
     _say_caveat(manifest)
+
+
+def _say_budget(manifest: Manifest) -> None:
+    budget = manifest.budget
+    if budget and budget["stopped"]:
+        typer.echo(f"budget reached: ${budget['spent_usd']:.4f} spent of --max-cost ${budget['max_cost_usd']:g}; "
+                   "the next dialogue would pass it. Rerun the same command with a higher --max-cost to continue.")
 
 
 def _say_caveat(manifest: Manifest) -> None:
@@ -263,13 +285,22 @@ def filter_cmd(
     sweep: Annotated[bool, typer.Option("--sweep", help="Print kept counts over a grid of thresholds.")] = False,
     select: Annotated[float | None, typer.Option(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 30.0,
+    dry_run: DryRunOpt = False,
     *,
     flags: ModelFlags,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    manifest, table = run_filter(flags.run_config(), source, out, select=select)
+    cfg = flags.run_config()
+    if dry_run:
+        from synth_empathy.run.dry_run import estimate_filter
+
+        typer.echo(estimate_filter(cfg, source, batch_price=batch).table())
+        return
+    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))
@@ -306,16 +337,26 @@ def dedup_cmd(
 def judge_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
     out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 30.0,
     *,
     flags: ModelFlags,
 ) -> None:
-    """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
+    """Scores alone: sensibility, rationality, EPITOME levels, failure flags. With --batch the batch id lives in
+    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch."""
     from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    outcomes = judge_all(dialogues, flags.run_config(), on_done=_counter(len(dialogues), "judged"))
+    cfg = flags.run_config()
+    if batch:
+        from synth_empathy.run.batch_judge import judge_by_batch
+
+        outcomes = judge_by_batch(dialogues, cfg, out.with_name(out.stem + ".batch.json"), poll_s=batch_poll,
+                                  on_status=_batch_status)
+    else:
+        outcomes = judge_all(dialogues, cfg, on_done=_counter(len(dialogues), "judged"))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for o in outcomes:
@@ -324,6 +365,10 @@ def judge_cmd(
             f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
     typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
+
+
+def _batch_status(status: str, counts: dict) -> None:
+    typer.echo(f"batch {status}: {counts.get('completed', 0)} of {counts.get('total', 0)} answered", err=True)
 
 
 @app.command("judge-eval")

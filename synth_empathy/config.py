@@ -59,6 +59,7 @@ class Price(_Section):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)  # a cached prompt prefix; None = billed as input
+    batch_discount: float = Field(default=0.5, ge=0, le=1)  # off every rate through the Batch API (OpenAI: 50%)
 
 
 class JudgeConfig(_Section):

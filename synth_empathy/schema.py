@@ -267,6 +267,7 @@ class Manifest(BaseModel):
     tokens_per_kept: float | None = None
     human_agreement: dict | None = None  # judge vs human labels, as `synth-empathy calibrate` computed it
     judge_caveat: str | None = None  # why the judge's scores are no evidence of quality (embedded or self-judge)
+    budget: dict | None = None  # under --max-cost: {max_cost_usd, spent_usd, stopped}
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

@@ -18,6 +18,12 @@ Endpoints
          (or an SSE stream of ``chat.completion.chunk`` when the body has ``"stream": true``)
     GET  /v1/models            (also /models)            -> one model
     GET  /v1/models/{id}                                  -> that model
+    POST /v1/files (multipart: file, purpose)             -> a file object; GET /v1/files/{id}[/content]
+    POST /v1/batches {input_file_id, endpoint, ...}       -> a batch object (status "validating")
+    GET  /v1/batches/{id}                                 -> the batch; each retrieval moves it on:
+         validating -> in_progress -> ... -> completed after ``server.batch_polls`` retrievals, when every
+         request line of its input file is answered (responder, usage, quirks as for a chat completion) into
+         an output file; ``server.batch_outcome = "failed" | "expired"`` ends it so instead
     anything else                                         -> 404 with an OpenAI-shaped error body
 
 Replies
@@ -65,7 +71,7 @@ Recording
     ``server.requests`` is a list of :class:`RecordedRequest` (method, path,
     lower-cased headers including ``authorization``, parsed JSON body, the fault
     applied, the status answered). ``server.counters`` is a ``Counter`` with keys
-    ``requests``, ``chat_completions``, ``models``, ``ok``, ``status_<code>``,
+    ``requests``, ``chat_completions``, ``models``, ``files_uploaded``, ``batches_created``, ``ok``, ``status_<code>``,
     ``malformed``, ``hang``, ``responder_error``, ``bad_request``, ``not_found``.
     The server never logs requests or headers (``log_message`` is silenced) and
     ``RecordedRequest.__repr__`` redacts the Authorization header.
@@ -691,6 +697,10 @@ class FakeOpenAIServer:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self.files: dict[str, dict] = {}  # id -> {"object": file object, "content": bytes}
+        self.batches: dict[str, dict] = {}  # id -> batch object (and "_polls")
+        self.batch_polls = 2  # retrievals until a batch completes
+        self.batch_outcome = "completed"  # or "failed" / "expired"
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -851,6 +861,9 @@ class FakeOpenAIServer:
         except (OSError, ValueError):
             handler.close_connection = True
             return
+        if method == "POST" and path.rstrip("/").endswith("/files"):
+            self._upload(handler, record, raw)
+            return
         if raw:
             try:
                 record.body = json.loads(raw)
@@ -866,6 +879,8 @@ class FakeOpenAIServer:
             self._chat(handler, record)
             return
         self._sleep(self.latency_s)
+        if self._batch_route(handler, record, method, route):
+            return
         if method == "GET" and route == "/models":
             self._count("models", "ok")
             record.status = 200
@@ -879,6 +894,124 @@ class FakeOpenAIServer:
             return
         self._count("not_found")
         self._error(handler, record, 404, f"Unknown request URL: {method} {path}", "invalid_request_error")
+
+    # ---------------------------------------------------------------- the Batch API
+
+    def _send_json(self, handler: _Handler, record: RecordedRequest, payload: dict) -> None:
+        self._count("ok")
+        record.status = 200
+        handler.send(200, json.dumps(payload).encode(), "application/json")
+
+    def _add_file(self, content: bytes, filename: str, purpose: str) -> dict:
+        with self._lock:
+            self._seq += 1
+            file_id = f"file-fake{self._seq:06d}"
+        obj = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+               "filename": filename, "purpose": purpose, "status": "processed"}
+        self.files[file_id] = {"object": obj, "content": content}
+        return obj
+
+    def _upload(self, handler: _Handler, record: RecordedRequest, raw: bytes) -> None:
+        import email.parser
+        import email.policy
+
+        head = f"Content-Type: {handler.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()} \
+            if message.is_multipart() else {}
+        if "file" not in parts:
+            self._count("bad_request")
+            self._error(handler, record, 400, "a file upload needs a multipart 'file' part", "invalid_request_error")
+            return
+        purpose = parts["purpose"].get_content().strip() if "purpose" in parts else ""
+        content = parts["file"].get_payload(decode=True) or b""
+        record.body = {"purpose": purpose, "filename": parts["file"].get_filename(), "bytes": len(content)}
+        self._count("files_uploaded")
+        self._send_json(handler, record, self._add_file(content, parts["file"].get_filename() or "upload", purpose))
+
+    def _batch_route(self, handler: _Handler, record: RecordedRequest, method: str, route: str) -> bool:
+        parts = route.strip("/").split("/")
+        if parts[0] == "files" and len(parts) in (2, 3) and method == "GET":
+            stored = self.files.get(parts[1])
+            if stored is None:
+                self._error(handler, record, 404, f"No such File object: {parts[1]}", "invalid_request_error")
+            elif len(parts) == 3 and parts[2] == "content":
+                self._count("ok")
+                record.status = 200
+                handler.send(200, stored["content"], "application/octet-stream")
+            else:
+                self._send_json(handler, record, stored["object"])
+            return True
+        if parts == ["batches"] and method == "POST":
+            body = record.body if isinstance(record.body, dict) else {}
+            if body.get("input_file_id") not in self.files:
+                self._error(handler, record, 400, f"No such File object: {body.get('input_file_id')}",
+                            "invalid_request_error")
+                return True
+            with self._lock:
+                self._seq += 1
+                batch_id = f"batch_fake{self._seq:06d}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
+                "status": "validating", "output_file_id": None, "error_file_id": None,
+                "created_at": int(time.time()), "metadata": body.get("metadata"), "_polls": 0,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+            self._count("batches_created")
+            self._send_json(handler, record, self._public(self.batches[batch_id]))
+            return True
+        if parts[0] == "batches" and len(parts) == 2 and method == "GET":
+            batch = self.batches.get(parts[1])
+            if batch is None:
+                self._error(handler, record, 404, f"No such Batch object: {parts[1]}", "invalid_request_error")
+                return True
+            self._advance(batch)
+            self._send_json(handler, record, self._public(batch))
+            return True
+        return False
+
+    @staticmethod
+    def _public(batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+    def _advance(self, batch: dict) -> None:
+        if batch["status"] not in ("validating", "in_progress"):
+            return
+        batch["_polls"] += 1
+        if batch["_polls"] < self.batch_polls:
+            batch["status"] = "in_progress"
+            return
+        if self.batch_outcome == "failed":
+            batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": [
+                {"code": "invalid_request", "message": "fake: the input file is not valid", "line": 1}]})
+            return
+        if self.batch_outcome == "expired":
+            batch.update(status="expired", expired_at=int(time.time()))
+            return
+        lines = [json.loads(line) for line in self.files[batch["input_file_id"]]["content"].splitlines() if line]
+        answers = [json.dumps({"id": f"batch_req_{i}", "custom_id": line["custom_id"],
+                               "response": {"status_code": 200, "request_id": f"req_{i}",
+                                            "body": self._completion(line["body"])}, "error": None})
+                   for i, line in enumerate(lines)]
+        output = self._add_file(("\n".join(answers) + "\n").encode(), "batch_output.jsonl", "batch_output")
+        batch.update(status="completed", completed_at=int(time.time()), output_file_id=output["id"],
+                     request_counts={"total": len(lines), "completed": len(lines), "failed": 0})
+
+    def _completion(self, body: dict) -> dict:
+        """One chat completion body as a batch answers it (no faults: a batch line fails only as a whole)."""
+        reply = self.responder(body)
+        prompt_tokens = count_prompt_tokens(body)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(reply),
+                 "total_tokens": prompt_tokens + _words(reply)}
+        if "cached_prefix" in self.quirks:
+            usage["prompt_tokens_details"] = {"cached_tokens": self._cached_words(body)}
+        with self._lock:
+            self._seq += 1
+            completion_id = f"chatcmpl-fake{self._seq:06d}"
+        return {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model") or self.model, "usage": usage,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "refusal": None},
+                             "logprobs": None, "finish_reason": "stop"}]}
 
     @staticmethod
     def _model_card(model_id: str) -> dict:

@@ -34,7 +34,12 @@ def score_dialogue(dialogue: Dialogue, judge: Judge, samples: int = 1) -> Scores
     """Average `samples` judge calls; a failure flag is set when most samples raise it.
     Any exception propagates: a judge failure is a recorded rejection, never a silent pass."""
     conversation = conversation_text(dialogue.turns)
-    outs = [judge(conversation=conversation) for _ in range(samples)]
+    return combine_samples([judge(conversation=conversation) for _ in range(samples)])
+
+
+def combine_samples(outs: list) -> Scores:
+    """One dialogue's judge answers (objects with the JudgeDialogue output fields) as its Scores."""
+    samples = len(outs)
     return Scores(
         sensibility=round(fmean(min(10, max(0, o.sensibility)) for o in outs), 2),
         rationality=round(fmean(min(10, max(0, o.rationality)) for o in outs), 2),
@@ -61,8 +66,12 @@ def scored(dialogue: Dialogue, judge: Judge, samples: int) -> Dialogue | Rejecti
     try:
         return dialogue.model_copy(update={"scores": score_dialogue(dialogue, judge, samples)})
     except Exception as exc:  # noqa: BLE001 - a judge failure is a recorded rejection, never a pass
-        return Rejection(id=dialogue.id, stage="judge", reasons=["judge_failed"], detail=error_detail(exc),
-                         seed=dialogue.seed, dialogue=dialogue)
+        return judge_failed(dialogue, error_detail(exc))
+
+
+def judge_failed(dialogue: Dialogue, detail: str) -> Rejection:
+    return Rejection(id=dialogue.id, stage="judge", reasons=["judge_failed"], detail=detail, seed=dialogue.seed,
+                     dialogue=dialogue)
 
 
 def meets_thresholds(dialogue: Dialogue, config: JudgeConfig) -> Dialogue | Rejection:

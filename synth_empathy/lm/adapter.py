@@ -125,6 +125,11 @@ class PlainAdapter(Adapter):
                 {"role": "user", "content": correction}]
 
     @staticmethod
+    def request_kwargs(signature: type[Signature]) -> dict[str, Any]:
+        """What a call for `signature` adds to the LM's own settings: a stop (prose) or the response_format."""
+        return PlainAdapter._with_format({}, signature)
+
+    @staticmethod
     def _with_format(lm_kwargs: dict[str, Any], signature: type[Signature]) -> dict[str, Any]:
         if is_prose(signature):
             # A turn is one paragraph; stopping at the line break keeps a small model from rambling on.

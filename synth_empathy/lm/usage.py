@@ -20,6 +20,13 @@ GENERATOR_STAGES = ("seeker", "supporter", "critique", "revise")  # the generato
 COUNTED = ("calls", "input_tokens", "cached_input_tokens", "output_tokens", "retries")
 
 
+def usage_from(entries: list[dict]) -> StageUsage:
+    """The calls and tokens of LM usage entries (OpenAI's `usage` objects, or dspy's records of them)."""
+    tokens = [_tokens(entry) for entry in entries]
+    return StageUsage(calls=len(entries), input_tokens=sum(i for i, _, _ in tokens),
+                      cached_input_tokens=sum(c for _, c, _ in tokens), output_tokens=sum(o for _, _, o in tokens))
+
+
 def _tokens(entry: dict) -> tuple[int, int, int]:
     """(input, cached input, output) tokens of one usage entry; OpenAI's prompt_tokens include the cached ones."""
     inp = entry.get("prompt_tokens", entry.get("input_tokens")) or 0
@@ -95,11 +102,7 @@ class UsageMeter:
                 yield
             finally:
                 _current_stage.reset(token)
-                entries = [e for per_lm in tracker.usage_data.values() for e in per_lm]
-                tokens = [_tokens(entry) for entry in entries]
-                part = StageUsage(calls=len(entries), input_tokens=sum(i for i, _, _ in tokens),
-                                  cached_input_tokens=sum(c for _, c, _ in tokens),
-                                  output_tokens=sum(o for _, _, o in tokens))
+                part = usage_from([e for per_lm in tracker.usage_data.values() for e in per_lm])
                 with self._lock:
                     add_usage(self.stages.setdefault(name, StageUsage()), part)
 

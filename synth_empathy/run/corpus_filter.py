@@ -20,10 +20,12 @@ from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.lm import PlainAdapter, UsageMeter, build_lm, model_label
+from synth_empathy.lm.batch import BATCH_FILE, batch_price
 from synth_empathy.lm.usage import metering, price_for, with_earlier_usage
 from synth_empathy.programs import load_programs
 from synth_empathy.programs.judge import Judge
 from synth_empathy.publish.card import write_card
+from synth_empathy.run.batch_judge import judge_by_batch
 from synth_empathy.run.workers import Outcome, Workers
 from synth_empathy.schema import Dialogue, Manifest, Rejection, Scores
 
@@ -102,9 +104,11 @@ def format_sweep(sweep: dict) -> str:
 
 def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM | None = None,
                judge_label: str | None = None, select: float | None = None,
-               on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
+               on_done: Callable[[int], None] | None = None, batch: bool = False,
+               batch_poll_s: float = 30.0) -> tuple[Manifest, dict]:
     """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`.
-    The judge LM is the config's judge model unless one is given."""
+    The judge LM is the config's judge model unless one is given. `batch` sends the judge's calls through the
+    Batch API (run.batch_judge; resumable from OUT/batch.json)."""
     out_dir = Path(out_dir)
     judge_config = config.judge_model()
     judge_label = judge_label or model_label(judge_config)
@@ -117,7 +121,10 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
     if config.dedup.enabled:
         passed, duplicates = dedup_dialogues(passed, config.dedup)
         rejected += duplicates
-    judged = judge_all(passed, config, judge_lm, meter=meter, on_done=on_done)
+    if batch:
+        judged = judge_by_batch(passed, config, out_dir / BATCH_FILE, meter=meter, poll_s=batch_poll_s)
+    else:
+        judged = judge_all(passed, config, judge_lm, meter=meter, on_done=on_done)
     kept, low = keep_by_scores(judged, config)
     rejected += low
     writer = CorpusWriter(out_dir)
@@ -136,7 +143,8 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
     tally = Tally()
     for outcome in (*kept, *rejected):
         tally.add(outcome)
-    prices = {"judge": price_for(config.prices, judge_config, model_label(judge_config))}
+    price = price_for(config.prices, judge_config, model_label(judge_config))
+    prices = {"judge": batch_price(price) if batch and price else price}
     manifest = build_manifest(config, models={"generator": f"source:{source}", "judge": judge_label},
                               planned=len(dialogues), tally=tally,
                               usage=with_earlier_usage(meter.snapshot(), {}, prices),

@@ -28,9 +28,10 @@ from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import plan_for
 from synth_empathy.lm import AdaptiveLimiter, PlainAdapter, UsageMeter, build_lm, model_label, structured_output_mode
-from synth_empathy.lm.usage import GENERATOR_STAGES, metering, price_for, with_earlier_usage
+from synth_empathy.lm.usage import GENERATOR_STAGES, metering, with_earlier_usage
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.publish.card import write_card
+from synth_empathy.run.budget import Budget, BudgetedOutcomes, BudgetReached, require_prices, stage_prices
 from synth_empathy.run.progress import Progress
 from synth_empathy.run.roleplay import roleplay
 from synth_empathy.run.workers import Outcome, OutcomeSource, ThreadOutcomes, already_finished
@@ -71,12 +72,11 @@ class Run:
         self.judge_lm = judge_lm or build_lm(judge_config, limiter=self._limiter(judge_config))
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
+        self.budget: Budget | None = None  # set by run_generate under --max-cost
         self.meter = UsageMeter()
         self.gate = DedupGate(config.dedup)
         self.created = now()
-        self.prices = {stage: price_for(config.prices, config.model, model_label(config.model))
-                       for stage in GENERATOR_STAGES}
-        self.prices["judge"] = price_for(config.prices, judge_config, model_label(judge_config))
+        self.prices = stage_prices(config)
         self.models = {"generator": model_label(config.model), "judge": model_label(judge_config)}
         self.provenance = dict(
             generator_model=self.models["generator"],
@@ -193,14 +193,15 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
 
 def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, progress: Progress | None = None,
-                 executor: Executor | None = None, **run_parts) -> Manifest:
+                 executor: Executor | None = None, max_cost: float | None = None, **run_parts) -> Manifest:
     """The whole pipeline; rerunning into the same folder continues where the last run stopped.
 
     Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
     generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
     here, or `synth_empathy.run.ray_engine.RayExecutor` when `config.engine` is "ray"); recording, dedup of
-    kept ones, resume and the manifest stay here whichever makes them."""
+    kept ones, resume and the manifest stay here whichever makes them. `max_cost` (USD) starts no dialogue that
+    could pass it (see run.budget); the run then ends early, resumable, with `manifest.budget.stopped` set."""
     out_dir = Path(out_dir)
     if executor is None and config.engine == "ray":
         # Imported here: the Ray engine builds on this module's Run.
@@ -210,6 +211,10 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
+    if max_cost is not None:
+        if executor is not None:
+            raise UserError("--max-cost runs on the local engine only (not with --engine ray)")
+        require_prices(run.prices, {**dict.fromkeys(GENERATOR_STAGES, config.model), "judge": config.judge_model()})
     seeds = plan_for(run.catalog, config)
     session = Tally()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
@@ -220,6 +225,8 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     kept_path = out_dir / KEPT_FILE
     run.gate.add_kept(read_dialogues(kept_path) if kept_path.exists() else [])
     pending = [s for s in seeds if s.id not in tally.ids]
+    budget = None if max_cost is None else Budget(max_cost, lambda: _spent(run, previous), tally.done)
+    run.budget = budget
     write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
     if progress:
         progress.start(len(seeds) - len(pending), tally, run.meter.calls)
@@ -238,7 +245,8 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
             on_outcome(outcome)
 
     stop = threading.Event()
-    workers = (executor or local_executor)(run, pending)
+    workers = (BudgetedOutcomes(run.make, pending, config.concurrency, budget) if budget
+               else (executor or local_executor)(run, pending))
     interrupted = False
     checkpoint = time.monotonic()
     try:
@@ -260,6 +268,8 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                 workers.stop()
                 for outcome in already_finished(workers):  # finished before the stop: keep them
                     record(outcome)
+    except BudgetReached:  # the cap left seeds unstarted: a clean, resumable end
+        pass
     except KeyboardInterrupt:  # a second Ctrl-C, or run_generate called off the main thread
         interrupted = True
     finally:
@@ -290,4 +300,11 @@ def _manifest(run: Run, previous: Manifest | None, tally: Tally, session: Tally,
                           finished=now() if finished else None, extra_counts={"this_run": session.done},
                           structured_output={"generator": structured_output_mode(run.config.model),
                                              "judge": structured_output_mode(run.config.judge_model())},
-                          human_agreement=previous.human_agreement if previous else None)
+                          human_agreement=previous.human_agreement if previous else None,
+                          budget=run.budget.record() if run.budget else None)
+
+
+def _spent(run: Run, previous: Manifest | None) -> float:
+    """USD spent in the output folder so far, earlier sessions included (every stage is priced under a cap)."""
+    usage = with_earlier_usage(run.meter.snapshot(), previous.usage if previous else {}, run.prices)
+    return sum(u.cost_usd or 0.0 for u in usage.values())
