@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from synth_empathy.config import load_config
-from synth_empathy.errors import RunError, UserError
+from synth_empathy.config import MAX_N, load_config
+from synth_empathy.errors import RunError, UserError, error_detail, file_error
+from synth_empathy.redact import redact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Generate and filter synthetic empathetic dialogues.")
@@ -27,12 +28,17 @@ JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A sepa
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {redact(message)}", err=True)
     raise typer.Exit(code)
 
 
 def handles_errors(fn):
-    """Bad input exits 2 with one sentence; a failed run exits 1; no traceback for either."""
+    """Bad input exits 2 with one sentence; a failed run exits 1; no traceback for either.
+
+    A file that cannot be read or written (not UTF-8, nested too deep, no such folder, read-only) is bad
+    input too: the readers name the file where they can (synth_empathy.userfiles), and whatever reaches
+    here unnamed still becomes one sentence.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -42,6 +48,10 @@ def handles_errors(fn):
             _fail(str(exc), 2)
         except RunError as exc:
             _fail(str(exc), 1)
+        except (OSError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+            if isinstance(exc, OSError) and exc.filename is None:  # a socket, not a file: the run failed
+                _fail(error_detail(exc), 1)
+            _fail(str(file_error(exc)), 2)
 
     return wrapper
 
@@ -67,7 +77,8 @@ def _progress(total: int):
 @app.command()
 @handles_errors
 def generate(
-    n: Annotated[int, typer.Option("-n", "--n", help="How many dialogues to plan.")] = 3,
+    n: Annotated[int | None, typer.Option(
+        "-n", "--n", help="How many dialogues to plan (default: the config's n, else 3).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("outputs/run"),
     config: ConfigOpt = None,
     backend: BackendOpt = None,
@@ -88,7 +99,8 @@ def generate(
     from synth_empathy.run.generate import run_generate
 
     overrides = _model_overrides(backend, model, api_base, api_key_env, judge_model)
-    overrides["n"] = n
+    if n is not None:  # a flag wins only when given, so a config file's n is used otherwise
+        overrides["n"] = n
     for key, value in {"concurrency": concurrency, "seed": seed, "programs_dir": programs}.items():
         if value is not None:
             overrides[key] = value
@@ -129,17 +141,18 @@ def generate(
 def graph_stats(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    plan: Annotated[int, typer.Option("--plan", help="Also report coverage of an N-seed plan.")] = 1000,
+    plan: Annotated[int, typer.Option("--plan", min=0, max=MAX_N,
+                                      help="Also report coverage of an N-seed plan (0: none).")] = 1000,
 ) -> None:
     """Node and edge counts by type, and the coverage of a sampled plan."""
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, counts_by_kind
-    from synth_empathy.graphs.sampler import coverage, plan_for
+    from synth_empathy.graphs.sampler import coverage, iter_plan
 
     cfg = load_config(config)
     catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
     nodes, edges = counts_by_kind(build_graph(catalog))
-    cov = coverage(plan_for(catalog, cfg, plan), catalog) if plan else {}
+    cov = coverage(iter_plan(catalog, cfg, plan), catalog) if plan else {}
     if as_json:
         typer.echo(json.dumps({**nodes, "edges": edges, "plan_size": plan, "coverage": cov}, indent=2))
         return

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth_empathy.errors import UserError
+from synth_empathy.redact import redact_data
+from synth_empathy.userfiles import read_text
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -22,8 +25,14 @@ def shipped_catalog_dir(name: str) -> Path:
     return in_repo if in_repo.is_dir() else PACKAGE_ROOT / "catalog" / name
 
 
+# The most dialogues one run plans: a bound that catches a typo (-n 1000000000000) before it costs memory.
+MAX_N = 10_000_000
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never a setting (a timeout of inf never times out; nan compares false with every bound).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
@@ -40,6 +49,15 @@ class ModelConfig(_Section):
     rate_limit_retries: int = Field(default=8, ge=0, le=100)  # per call, after a 429: the server pacing us, not failing
     backoff_s: float = Field(default=0.5, ge=0, le=60)  # first retry waits up to this (full jitter), doubling each time
     n_ctx: int = Field(default=4096, ge=512)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            # Never echo the value: it is often the key itself, pasted where its variable's name belongs.
+            raise ValueError("must be the name of an environment variable (letters, digits and _), "
+                             "not the key itself")
+        return value
 
 
 class Price(_Section):
@@ -130,7 +148,7 @@ class SamplerConfig(_Section):
 
 
 class RunConfig(_Section):
-    n: int = Field(default=3, ge=1)
+    n: int = Field(default=3, ge=1, le=MAX_N, strict=True)
     seed: int = 0
     concurrency: int = Field(default=1, ge=1, le=256)
     personas_dir: Path = Field(default_factory=lambda: shipped_catalog_dir("personas"))
@@ -155,14 +173,14 @@ class RunConfig(_Section):
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def public_dict(self) -> dict[str, Any]:
-        # Holds no secret: keys are only ever named by their environment variable.
-        return self.model_dump(mode="json")
+        # Keys are only ever named by their environment variable; a URL may still carry one (user:KEY@host).
+        return redact_data(self.model_dump(mode="json"))
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
