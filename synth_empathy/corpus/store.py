@@ -15,6 +15,7 @@ import pydantic
 
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest, Rejection
+from synth_empathy.userfiles import iter_lines, read_text
 
 KEPT = "dialogues.jsonl"
 REJECTED = "rejected.jsonl"
@@ -71,14 +72,25 @@ def _is_record(line: bytes) -> bool:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError as exc:
-                raise UserError(f"{path} line {lineno} is not valid JSON: {exc.args[0]}") from exc
+    """The JSON object on each line, streamed; a line that is not one is a UserError naming the file and line."""
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path} line {lineno} is not valid JSON: {exc.args[0]}") from exc
+        except RecursionError as exc:
+            raise UserError(f"{path} line {lineno} nests its JSON deeper than can be read") from exc
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {lineno} is not a JSON object")
+        yield record
+
+
+def _record_id(record: dict, path: Path) -> str:
+    if not isinstance(record.get("id"), str):
+        raise UserError(f"{path} holds a record without a string id; it is not a synth-empathy output file")
+    return record["id"]
 
 
 def read_dialogues(path: Path) -> list[Dialogue]:
@@ -119,7 +131,7 @@ def tally_records(out_dir: Path) -> RecordTally:
         if not path.exists():
             continue
         for record in iter_jsonl(path):
-            tally.ids.add(record["id"])
+            tally.ids.add(_record_id(record, path))
             if name == KEPT:
                 tally.kept += 1
             else:
@@ -148,7 +160,7 @@ class CorpusWriter:
         for name in (KEPT, REJECTED):
             path = self.out_dir / name
             if path.exists():
-                ids.update(r["id"] for r in iter_jsonl(path))
+                ids.update(_record_id(r, path) for r in iter_jsonl(path))
         return ids
 
     def _append(self, f: IO[str], record: pydantic.BaseModel) -> None:
@@ -174,7 +186,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        return Manifest.model_validate_json(read_text(path))
     except pydantic.ValidationError as exc:
         raise UserError(f"{path} is not a synth-empathy manifest; choose another --out") from exc
 

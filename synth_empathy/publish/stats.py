@@ -94,7 +94,7 @@ def _records(path: Path, strict: bool) -> Iterable[Any]:
         for line in f:
             try:
                 out.append(json.loads(line))
-            except ValueError:  # a torn or foreign line: the lenient read skips it
+            except (ValueError, RecursionError):  # a torn or foreign line: the lenient read skips it
                 continue
     return out
 
