@@ -13,6 +13,7 @@ import typer
 from synth_empathy.config import MAX_N, load_config
 from synth_empathy.errors import RunError, UserError, error_detail, file_error
 from synth_empathy.redact import redact
+from synth_empathy.userfiles import check_out
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Generate and filter synthetic empathetic dialogues.")
@@ -96,6 +97,7 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
+    check_out(out, "dir")
     from synth_empathy.run.generate import run_generate
 
     overrides = _model_overrides(backend, model, api_base, api_key_env, judge_model)
@@ -141,14 +143,15 @@ def generate(
 def graph_stats(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    plan: Annotated[int, typer.Option("--plan", min=0, max=MAX_N,
-                                      help="Also report coverage of an N-seed plan (0: none).")] = 1000,
+    plan: Annotated[int, typer.Option("--plan", help="Also report coverage of an N-seed plan (0: none).")] = 1000,
 ) -> None:
     """Node and edge counts by type, and the coverage of a sampled plan."""
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, counts_by_kind
     from synth_empathy.graphs.sampler import coverage, iter_plan
 
+    if not 0 <= plan <= MAX_N:
+        raise UserError(f"--plan must be 0 to {MAX_N:,}, not {plan:,}")
     cfg = load_config(config)
     catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
     nodes, edges = counts_by_kind(build_graph(catalog))
@@ -173,6 +176,7 @@ def graph_export(
     config: ConfigOpt = None,
 ) -> None:
     """Write the persona/scenario graph as GraphML or node-link JSON."""
+    check_out(out, "file")
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, export_graph
 
@@ -195,6 +199,7 @@ def graph_expand(
     api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """LM-expand the catalogs: new nodes grounded on neighbours, validated, near-duplicates dropped."""
+    check_out(out, "dir")
     import random
 
     import dspy
@@ -224,6 +229,7 @@ def graph_import(
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
+    check_out(out, "dir")
     from synth_empathy.corpus.importers import read_dataset, write_import
 
     cfg = load_config(config)
@@ -266,6 +272,7 @@ def filter_cmd(
         "--select", help="Also write the Efficient-Empathy split for threshold T (scores > T).")] = None,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
+    check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
     cfg, judge_lm, label = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
@@ -286,6 +293,7 @@ def dedup_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    check_out(out, "file")
     from synth_empathy.filters.dedup import dedup_dialogues
     from synth_empathy.run.corpus_filter import load_dialogues
 
@@ -312,6 +320,7 @@ def judge_cmd(
     judge_model: JudgeModelOpt = None,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
+    check_out(out, "file")
     from synth_empathy.run.corpus_filter import judge_all, load_dialogues
     from synth_empathy.schema import Dialogue
 
@@ -381,6 +390,7 @@ def optimize_cmd(
     judge_model: JudgeModelOpt = None,
 ) -> None:
     """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it."""
+    check_out(out, "any")
     import dspy
 
     from synth_empathy.lm import PlainAdapter, build_lm
@@ -422,6 +432,7 @@ def export_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, or a Hugging Face dataset."""
+    check_out(out, "dir" if fmt == "hf" else "file")
     from synth_empathy.publish.exports import build_filter, export_corpus
 
     flt = build_filter(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
@@ -439,6 +450,7 @@ def report_cmd(
     sample: Annotated[int, typer.Option("--sample", help="Dialogues shown in the browsable sample.")] = 24,
 ) -> None:
     """A self-contained HTML report with plots and a sample of dialogues; opens offline."""
+    check_out(out, "file")
     from synth_empathy.publish.report import write_report
 
     typer.echo(f"report -> {write_report(corpus, out, sample_size=sample)}")

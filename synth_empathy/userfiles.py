@@ -8,6 +8,7 @@ that says which file, instead of a traceback from deep inside a parser.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,28 @@ def iter_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[in
             except UnicodeDecodeError as exc:
                 raise UserError(f"{path} line {number} is not UTF-8 text (byte {exc.start + 1})") from exc
             yield number, text
+
+
+def check_out(path: Path, kind: str, flag: str = "--out") -> None:
+    """Before any work: `path` can be written as a `kind` ("dir", "file", or "any"), else one UserError.
+
+    Probes the nearest existing folder with a temporary file, which is what decides (a read-only mount, no
+    permission, a file where a folder must be) whoever runs it, root included.
+    """
+    path = Path(path)
+    if path.exists():
+        if kind == "dir" and not path.is_dir():
+            raise UserError(f"{flag} {path} is a file; it needs a folder")
+        if kind == "file" and path.is_dir():
+            raise UserError(f"{flag} {path} is a folder; it needs a file name")
+    ancestor = path if path.is_dir() else path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{flag} {path} cannot be made: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UserError(f"{flag} {path} cannot be written: {ancestor} is not writable "
+                        f"({(exc.strerror or type(exc).__name__).lower()})") from exc
