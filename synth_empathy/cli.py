@@ -130,6 +130,8 @@ def generate(
         args = sys.argv[sys.argv.index("generate"):] if "generate" in sys.argv else None
         again = (f"synth-empathy {shlex.join(args + ([] if '--resume' in args else ['--resume']))}" if args else
                  f"synth-empathy generate -n {cfg.n} --out {shlex.quote(str(out))} --resume (and the same settings)")
+        # Redacted like every other line we print: a key in --api-base must not land in a terminal log.
+        again = redact(again)
         typer.echo(f"interrupted: {progress.done} of {cfg.n} seeds written ({progress.kept} kept, "
                    f"{progress.rejected} rejected); the dialogues in flight were abandoned and everything written "
                    f"is valid. Resume with: {again}", err=True)
