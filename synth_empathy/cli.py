@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from synth_empathy.config import RunConfig, load_config
-from synth_empathy.errors import RunError, UserError
+from synth_empathy.config import MAX_N, RunConfig, load_config
+from synth_empathy.errors import RunError, UserError, error_detail, file_error
+from synth_empathy.redact import redact
 from synth_empathy.schema import Manifest
+from synth_empathy.userfiles import check_out
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Generate and filter synthetic empathetic dialogues.")
@@ -92,12 +94,17 @@ DryRunOpt = Annotated[bool, typer.Option(
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {redact(message)}", err=True)
     raise typer.Exit(code)
 
 
 def handles_errors(fn):
-    """Bad input exits 2 with one sentence; a failed run exits 1; no traceback for either."""
+    """Bad input exits 2 with one sentence; a failed run exits 1; no traceback for either.
+
+    A file that cannot be read or written (not UTF-8, nested too deep, no such folder, read-only) is bad
+    input too: the readers name the file where they can (synth_empathy.userfiles), and whatever reaches
+    here unnamed still becomes one sentence.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -107,6 +114,10 @@ def handles_errors(fn):
             _fail(str(exc), 2)
         except RunError as exc:
             _fail(str(exc), 1)
+        except (OSError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+            if isinstance(exc, OSError) and exc.filename is None:  # a socket, not a file: the run failed
+                _fail(error_detail(exc), 1)
+            _fail(str(file_error(exc)), 2)
 
     return wrapper
 
@@ -122,7 +133,8 @@ def _progress(total: int):
 @handles_errors
 @model_flags()
 def generate(
-    n: Annotated[int, typer.Option("-n", "--n", help="How many dialogues to plan.")] = 3,
+    n: Annotated[int | None, typer.Option(
+        "-n", "--n", help="How many dialogues to plan (default: the config's n, else 3).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("outputs/run"),
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="Dialogues in flight.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the plan.")] = None,
@@ -138,15 +150,17 @@ def generate(
     flags: ModelFlags,
 ) -> None:
     """Run the whole pipeline: plan, role-play, filter, write a corpus."""
+    check_out(out, "dir")
     from synth_empathy.run.generate import run_generate
 
-    settings = {key: value for key, value in {"concurrency": concurrency, "seed": seed, "programs_dir": programs,
-                                              "engine": engine}.items() if value is not None}
+    # A flag wins only when given, so a config file's n (and the rest) is used otherwise.
+    settings = {key: value for key, value in {"n": n, "concurrency": concurrency, "seed": seed,
+                                              "programs_dir": programs, "engine": engine}.items() if value is not None}
     if keep_drafts:
         settings["dialogue"] = {"keep_drafts": True}
     if ray_address is not None:
         settings["ray"] = {"address": ray_address}
-    cfg = flags.run_config(n=n, **settings)
+    cfg = flags.run_config(**settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
     if dry_run:
@@ -164,6 +178,8 @@ def generate(
         args = sys.argv[sys.argv.index("generate"):] if "generate" in sys.argv else None
         again = (f"synth-empathy {shlex.join(args + ([] if '--resume' in args else ['--resume']))}" if args else
                  f"synth-empathy generate -n {cfg.n} --out {shlex.quote(str(out))} --resume (and the same settings)")
+        # Redacted like every other line we print: a key in --api-base must not land in a terminal log.
+        again = redact(again)
         typer.echo(f"interrupted: {progress.done} of {cfg.n} seeds written ({progress.kept} kept, "
                    f"{progress.rejected} rejected); the dialogues in flight were abandoned and everything written "
                    f"is valid. Resume with: {again}", err=True)
@@ -191,17 +207,19 @@ def _say_caveat(manifest: Manifest) -> None:
 def graph_stats(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    plan: Annotated[int, typer.Option("--plan", help="Also report coverage of an N-seed plan.")] = 1000,
+    plan: Annotated[int, typer.Option("--plan", help="Also report coverage of an N-seed plan (0: none).")] = 1000,
 ) -> None:
     """Node and edge counts by type, and the coverage of a sampled plan."""
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, counts_by_kind
-    from synth_empathy.graphs.sampler import coverage, plan_for
+    from synth_empathy.graphs.sampler import coverage, iter_plan
 
+    if not 0 <= plan <= MAX_N:
+        raise UserError(f"--plan must be 0 to {MAX_N:,}, not {plan:,}")
     cfg = load_config(config)
     catalog = load_catalog(cfg.personas_dir, cfg.scenarios_dir)
     nodes, edges = counts_by_kind(build_graph(catalog))
-    cov = coverage(plan_for(catalog, cfg, plan), catalog) if plan else {}
+    cov = coverage(iter_plan(catalog, cfg, plan), catalog) if plan else {}
     if as_json:
         typer.echo(json.dumps({**nodes, "edges": edges, "plan_size": plan, "coverage": cov}, indent=2))
         return
@@ -222,6 +240,7 @@ def graph_export(
     config: ConfigOpt = None,
 ) -> None:
     """Write the persona/scenario graph as GraphML or node-link JSON."""
+    check_out(out, "file")
     from synth_empathy.graphs.catalog import load_catalog
     from synth_empathy.graphs.graph import build_graph, export_graph
 
@@ -242,6 +261,7 @@ def graph_expand(
     flags: ModelFlags,
 ) -> None:
     """LM-expand the catalogs: new nodes grounded on neighbours, validated, near-duplicates dropped."""
+    check_out(out, "dir")
     from synth_empathy.graphs.expand import expand_catalog, write_expansion
 
     result = expand_catalog(flags.run_config(), personas, situations)
@@ -259,6 +279,7 @@ def graph_import(
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
+    check_out(out, "dir")
     from synth_empathy.corpus.importers import read_dataset, write_import
 
     cfg = load_config(config)
@@ -292,6 +313,7 @@ def filter_cmd(
     flags: ModelFlags,
 ) -> None:
     """Rules, near-duplicate removal and the judge over an existing corpus."""
+    check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
     cfg = flags.run_config()
@@ -318,6 +340,7 @@ def dedup_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    check_out(out, "file")
     from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.filters.dedup import dedup_dialogues
 
@@ -344,6 +367,7 @@ def judge_cmd(
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags. With --batch the batch id lives in
     OUT's sibling .batch.json, so a rerun after a kill resumes the same batch."""
+    check_out(out, "file")
     from synth_empathy.corpus.read import read_any_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
@@ -430,6 +454,7 @@ def optimize_cmd(
 ) -> None:
     """Compile a program with a DSPy optimizer, the judge as metric; `generate --programs DIR` loads it.
     Human labels from `review` override the judge where they exist (see optimize.trainset)."""
+    check_out(out, "any")
     from synth_empathy.optimize import optimize_program
 
     path, examples, human = optimize_program(flags.run_config(), program, optimizer, trainset, out, budget, limit,
@@ -458,6 +483,7 @@ def export_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
+    check_out(out, "dir" if fmt == "hf" else "file")
     from synth_empathy.publish.exports import build_selection, export_corpus
 
     selection = build_selection(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
@@ -475,6 +501,7 @@ def report_cmd(
     sample: Annotated[int, typer.Option("--sample", help="Dialogues shown in the browsable sample.")] = 24,
 ) -> None:
     """A self-contained HTML report with plots and a sample of dialogues; opens offline."""
+    check_out(out, "file")
     from synth_empathy.publish.report import write_report
 
     typer.echo(f"report -> {write_report(corpus, out, sample_size=sample)}")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth_empathy.errors import UserError
+from synth_empathy.redact import redact_data
+from synth_empathy.userfiles import read_text
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -22,8 +25,14 @@ def shipped_catalog_dir(name: str) -> Path:
     return in_repo if in_repo.is_dir() else PACKAGE_ROOT / "catalog" / name
 
 
+# The most dialogues one run plans: a bound that catches a typo (-n 1000000000000) before it costs memory.
+MAX_N = 10_000_000
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never a setting (a timeout of inf never times out; nan compares false with every bound).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 Backend = Literal["local", "openai", "litellm"]
@@ -51,6 +60,15 @@ class ModelConfig(_Section):
     # local backend: let llama.cpp repack weights into its extra buffer types (AMX, AVX repacks of Q4_0/Q8_0/IQ4_NL).
     # Faster prompt processing for such GGUFs; off because an AMX that a VM advertises but does not enable crashes.
     repack: bool = False
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            # Never echo the value: it is often the key itself, pasted where its variable's name belongs.
+            raise ValueError("must be the name of an environment variable (letters, digits and _), "
+                             "not the key itself")
+        return value
 
 
 class Price(_Section):
@@ -144,7 +162,7 @@ class SamplerConfig(_Section):
 
 
 class RunConfig(_Section):
-    n: int = Field(default=3, ge=1)
+    n: int = Field(default=3, ge=1, le=MAX_N, strict=True)
     seed: int = 0
     concurrency: int = Field(default=1, ge=1, le=256)
     personas_dir: Path = Field(default_factory=lambda: shipped_catalog_dir("personas"))
@@ -179,14 +197,14 @@ class RunConfig(_Section):
         return self.model.model_copy(update=update)
 
     def public_dict(self) -> dict[str, Any]:
-        # Holds no secret: keys are only ever named by their environment variable.
-        return self.model_dump(mode="json")
+        # Keys are only ever named by their environment variable; a URL may still carry one (user:KEY@host).
+        return redact_data(self.model_dump(mode="json"))
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
@@ -224,8 +242,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         where = ".".join(str(p) for p in err["loc"]) or "config"
         flag = next((f for f, setting in (flags or {}).items() if setting == where and _given(overrides, where)), None)
         if flag:
-            rule = err["msg"].replace("Input should be", "must be")
-            raise UserError(f"{flag} {rule}, not {err['input']!r}") from exc
+            rule = err["msg"].replace("Input should be", "must be").removeprefix("Value error, ")
+            # A validator's own sentence says what was wrong; echoing the value could print a pasted secret.
+            shown = "" if err["type"] == "value_error" else f", not {err['input']!r}"
+            raise UserError(f"{flag} {rule}{shown}") from exc
         source = f" in {path}" if path else ""
         raise UserError(f"invalid setting {where}{source}: {err['msg']}") from exc
 

@@ -63,6 +63,7 @@ from synth_empathy.corpus.manifest import now, package_version
 from synth_empathy.corpus.store import as_dialogue
 from synth_empathy.errors import UserError
 from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Turn
+from synth_empathy.userfiles import MAX_LINE_BYTES, reading
 
 FORMATS = ("ed_csv", "esconv", "chat", "situations", "synth")
 DATASET_NAMES = {
@@ -355,7 +356,8 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise UserError(f"dataset file {path} does not exist")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with reading(path):
+            return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); {_EXPECTED}") from exc
 
@@ -394,6 +396,8 @@ def _parse_json_records(path: Path, text: str, jsonl: bool) -> list[tuple[str, i
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); {_EXPECTED}") from exc
+        except RecursionError as exc:
+            raise UserError(f"{path}: the JSON nests deeper than can be read; {_EXPECTED}") from exc
         if isinstance(data, dict):
             data = [data]
         if not isinstance(data, list):
@@ -404,10 +408,16 @@ def _parse_json_records(path: Path, text: str, jsonl: bool) -> list[tuple[str, i
     for number, line in _lines(text):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_BYTES:  # characters, not bytes: a line this long is never one record anyway
+            out.append((f"line {number}", index, None, f"longer than {MAX_LINE_BYTES // 2**20} MiB"))
+            index += 1
+            continue
         try:
             out.append((f"line {number}", index, json.loads(line), None))
         except json.JSONDecodeError as exc:
             out.append((f"line {number}", index, None, f"not valid JSON ({exc.msg})"))
+        except RecursionError:
+            out.append((f"line {number}", index, None, "JSON nested deeper than can be read"))
         index += 1
     return out
 
@@ -434,7 +444,7 @@ def _sniff(path: Path, fmt: str | None = None) -> _Parsed:
         try:
             json.loads(text)
             jsonl = False
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             jsonl = True
     else:
         raise UserError(f"{path}: not a dataset this importer knows; {_EXPECTED}")

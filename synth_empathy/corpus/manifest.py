@@ -16,6 +16,7 @@ from synth_empathy.corpus.store import MANIFEST_FILE, Tally
 from synth_empathy.errors import UserError
 from synth_empathy.filters.judge import judge_caveat
 from synth_empathy.schema import Manifest, StageUsage
+from synth_empathy.userfiles import read_text
 
 VERSIONED = ("synth-empathy", "dspy", "llama_cpp_python", "datasketch", "networkx", "pydantic", "openai")
 
@@ -77,7 +78,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        return Manifest.model_validate_json(read_text(path))
     except pydantic.ValidationError as exc:
         raise UserError(f"{path} is not a synth-empathy manifest; choose another --out") from exc
 

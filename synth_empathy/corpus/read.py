@@ -82,7 +82,7 @@ def _lenient_records(path: Path) -> Iterable[Any]:
         for line in f:
             try:
                 out.append(json.loads(line))
-            except ValueError:  # a torn or foreign line: the lenient read skips it
+            except (ValueError, RecursionError):  # a torn or foreign line: the lenient read skips it
                 continue
     return out
 

@@ -15,6 +15,7 @@ import pydantic
 
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Rejection
+from synth_empathy.userfiles import iter_lines
 
 KEPT_FILE = "dialogues.jsonl"
 REJECTED_FILE = "rejected.jsonl"
@@ -71,14 +72,25 @@ def _is_record(line: bytes) -> bool:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError as exc:
-                raise UserError(f"{path} line {lineno} is not valid JSON: {exc.args[0]}") from exc
+    """The JSON object on each line, streamed; a line that is not one is a UserError naming the file and line."""
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path} line {lineno} is not valid JSON: {exc.args[0]}") from exc
+        except RecursionError as exc:
+            raise UserError(f"{path} line {lineno} nests its JSON deeper than can be read") from exc
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {lineno} is not a JSON object")
+        yield record
+
+
+def _record_id(record: dict, path: Path) -> str:
+    if not isinstance(record.get("id"), str):
+        raise UserError(f"{path} holds a record without a string id; it is not a synth-empathy output file")
+    return record["id"]
 
 
 def as_dialogue(record: Any) -> Dialogue | str:
@@ -123,7 +135,7 @@ def tally_records(out_dir: Path) -> Tally:
         path = Path(out_dir) / name
         if path.exists():
             for record in iter_jsonl(path):
-                tally.count(record["id"], name == KEPT_FILE, record.get("reasons", []))
+                tally.count(_record_id(record, path), name == KEPT_FILE, record.get("reasons", []))
     return tally
 
 

@@ -18,6 +18,7 @@ from synth_empathy.programs import load_programs
 from synth_empathy.programs.epitome import MECHANISMS, levels
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.transcript import turn_line, with_reply
+from synth_empathy.userfiles import iter_lines, reading
 
 _FILE_HINTS = {"emotional": "er", "reaction": "er", "interpretation": "ip", "exploration": "ex"}
 EPITOME_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
@@ -44,24 +45,27 @@ def read_labelled(path: Path, fmt: str, mechanism: str | None = None) -> list[La
         mech = mechanism or _mechanism_from_name(path)
         if mech not in MECHANISMS:
             raise UserError(f"{path}: cannot tell the EPITOME mechanism from the file name; pass --mechanism er|ip|ex")
-        with open(path, newline="", encoding="utf-8") as f:
+        with reading(path), open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in EPITOME_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"{path} is not an EPITOME file: missing column(s) {', '.join(missing)}")
-            return [_pair(path, i, row["seeker_post"], row["response_post"], row["level"], mech)
-                    for i, row in enumerate(reader, 2)]
+            try:
+                missing = [c for c in EPITOME_COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise UserError(f"{path} is not an EPITOME file: missing column(s) {', '.join(missing)}")
+                return [_pair(path, i, row["seeker_post"], row["response_post"], row["level"], mech)
+                        for i, row in enumerate(reader, 2)]
+            except csv.Error as exc:  # e.g. a field over the csv module's limit (131,072 characters)
+                raise UserError(f"{path} line {reader.line_num}: not a readable CSV row ({exc})") from exc
     if fmt == "jsonl":
         pairs = []
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+        with reading(path):
+            for i, line in iter_lines(path):
                 if not line.strip():
                     continue
                 try:
                     rec = json.loads(line)
                     mech = rec.get("mechanism", mechanism)
                     pairs.append(_pair(path, i, rec["context"], rec["response"], rec["label"], mech))
-                except (ValueError, KeyError) as exc:
+                except (ValueError, KeyError, AttributeError, TypeError) as exc:
                     raise UserError(f"{path} line {i}: needs context, response and label ({exc})") from exc
         return pairs
     raise UserError(f"--format must be 'epitome', 'jsonl' or 'labels', not '{fmt}'")

@@ -12,6 +12,7 @@ import yaml
 
 from synth_empathy.errors import UserError
 from synth_empathy.schema import EMOTIONS, Emotion, Persona, ProblemType, Situation, Trait
+from synth_empathy.userfiles import read_text, reading
 
 _KINDS: dict[str, type[pydantic.BaseModel]] = {
     "traits": Trait,
@@ -34,12 +35,18 @@ class Catalog:
 def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"catalog folder {folder} does not exist")
-    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
+    found = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
+    not_files = [p for p in found if not p.is_file()]
+    if not_files:
+        raise UserError(f"{not_files[0]} is named like a catalog file but is not a file; rename it or move it "
+                        f"out of {folder}")
+    return found
 
 
 def _load_file(path: Path, catalog: Catalog, where: dict[tuple[str, str], str]) -> None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with reading(path):
+            data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

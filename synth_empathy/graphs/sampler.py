@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 
-from synth_empathy.config import RunConfig
+from synth_empathy.config import MAX_N, RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.graph import plausible
@@ -44,21 +45,48 @@ def _weighted_round(cells: dict[Cell, list[Situation]], emotion_weights: dict[st
     return out
 
 
+def _check_weight_names(catalog: Catalog, emotion_weights: dict[str, float],
+                        problem_weights: dict[str, float]) -> None:
+    """A misspelled name would weigh nothing and leave its cells at weight 1: say which, and what is close."""
+    for setting, weights, known in (("emotion_weights", emotion_weights, [e.id for e in catalog.emotions]),
+                                    ("problem_type_weights", problem_weights, [p.id for p in catalog.problem_types])):
+        for name in weights:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+                hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(known))}"
+                raise UserError(f"sampler.{setting}: '{name}' is not in the catalog{hint}")
+
+
 def plan_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
                problem_type_weights: dict[str, float] | None = None) -> list[Seed]:
-    """Deterministic for (catalog, n, seed, weights). Cells are visited round-robin in a shuffled order, so
-    every cell is used once before any repeats (weights > 1 repeat a cell within a round, 0 leaves it out);
-    inside a cell the least-used situation wins, and the persona is the least-used plausible one, which
-    spreads personas evenly."""
-    rng = random.Random(seed)
+    """The plan as a list; see `iter_seeds`."""
+    return list(iter_seeds(catalog, n, seed, emotion_weights, problem_type_weights))
+
+
+def iter_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
+               problem_type_weights: dict[str, float] | None = None) -> Iterator[Seed]:
+    """Deterministic for (catalog, n, seed, weights), one seed at a time: the memory of a plan does not grow with n.
+    Cells are visited round-robin in a shuffled order, so every cell is used once before any repeats (weights
+    > 1 repeat a cell within a round, 0 leaves it out); inside a cell the least-used situation wins, and the
+    persona is the least-used plausible one, which spreads personas evenly. Bad n or weights raise at the call,
+    not at the first seed."""
+    if not 0 <= n <= MAX_N:
+        raise UserError(f"a plan holds 0 to {MAX_N:,} seeds, not {n:,}")
+    _check_weight_names(catalog, emotion_weights or {}, problem_type_weights or {})
     cells = plausible_cells(catalog)
     round_cells = _weighted_round(cells, emotion_weights or {}, problem_type_weights or {})
     if not round_cells:
         raise UserError("the sampler weights leave no (emotion x problem type) cell to sample")
+    return _seeds(catalog, n, random.Random(seed), cells, round_cells)
+
+
+def _seeds(catalog: Catalog, n: int, rng: random.Random, cells: dict[Cell, list[Situation]],
+           round_cells: list[Cell]) -> Iterator[Seed]:
     order: list[Cell] = []
     situation_uses: Counter[str] = Counter()
     persona_uses: Counter[str] = Counter()
-    seeds: list[Seed] = []
+    # Which personas may play each situation, worked out once, not once a seed.
+    plausible_personas: dict[str, list[Persona]] = {}
     for index in range(n):
         if not order:
             order = list(round_cells)
@@ -67,28 +95,34 @@ def plan_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[st
         options = cells[(emotion, problem)]
         least = min(situation_uses[s.id] for s in options)
         situation = rng.choice([s for s in options if situation_uses[s.id] == least])
-        personas = [p for p in catalog.personas if plausible(p, situation)]
+        personas = plausible_personas.get(situation.id)
+        if personas is None:
+            personas = plausible_personas[situation.id] = [p for p in catalog.personas if plausible(p, situation)]
         fewest = min(persona_uses[p.id] for p in personas)
         persona = rng.choice([p for p in personas if persona_uses[p.id] == fewest])
         situation_uses[situation.id] += 1
         persona_uses[persona.id] += 1
         intensity = rng.randint(*situation.intensity)
-        seeds.append(Seed(
+        yield Seed(
             id=seed_id(index, persona, situation, emotion, intensity), index=index, persona=persona,
             situation=situation, emotion=emotion, problem_type=problem, intensity=intensity,
-        ))
-    return seeds
+        )
 
 
 def plan_for(catalog: Catalog, config: RunConfig, n: int | None = None) -> list[Seed]:
     """The plan a RunConfig describes: its n (or `n`), its seed and its sampler weights."""
-    return plan_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
+    return list(iter_plan(catalog, config, n))
+
+
+def iter_plan(catalog: Catalog, config: RunConfig, n: int | None = None) -> Iterator[Seed]:
+    """`plan_for`, one seed at a time."""
+    return iter_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
                       config.sampler.problem_type_weights)
 
 
-def normalized_entropy(values: Sequence[str], support: int | None = None) -> float:
-    """Shannon entropy of the value distribution over log(support): 1.0 is perfectly even."""
-    counts = Counter(values)
+def normalized_entropy(values: Iterable[str] | Counter[str], support: int | None = None) -> float:
+    """Shannon entropy of the value distribution (values, or their counts) over log(support): 1.0 is perfectly even."""
+    counts = values if isinstance(values, Counter) else Counter(values)
     k = support or len(counts)
     if k <= 1:
         return 1.0 if counts else 0.0
@@ -97,16 +131,28 @@ def normalized_entropy(values: Sequence[str], support: int | None = None) -> flo
     return h / math.log(k)
 
 
-def coverage(seeds: Sequence[Seed], catalog: Catalog) -> dict[str, float | int]:
-    """How much of the plausible scenario space a plan (or a finished corpus) covers."""
+def coverage(seeds: Iterable[Seed], catalog: Catalog) -> dict[str, float | int]:
+    """How much of the plausible scenario space a plan (or a finished corpus) covers; one pass over `seeds`,
+    which may be a stream (`iter_plan`)."""
     cells = plausible_cells(catalog)
-    covered = {(s.emotion, s.problem_type) for s in seeds} & set(cells)
+    emotions: Counter[str] = Counter()
+    problems: Counter[str] = Counter()
+    personas: Counter[str] = Counter()
+    seen: set[Cell] = set()
+    total = 0
+    for s in seeds:
+        total += 1
+        emotions[s.emotion] += 1
+        problems[s.problem_type] += 1
+        personas[s.persona.id] += 1
+        seen.add((s.emotion, s.problem_type))
+    covered = seen & set(cells)
     n_personas = len(catalog.personas)
     return {
         "cells_possible": len(cells),
         "cells_covered": len(covered),
         "cell_coverage": len(covered) / len(cells) if cells else 0.0,
-        "emotion_entropy": normalized_entropy([s.emotion for s in seeds], len({e for e, _ in cells})),
-        "problem_type_entropy": normalized_entropy([s.problem_type for s in seeds], len({p for _, p in cells})),
-        "persona_entropy": normalized_entropy([s.persona.id for s in seeds], min(n_personas, len(seeds)) or None),
+        "emotion_entropy": normalized_entropy(emotions, len({e for e, _ in cells})),
+        "problem_type_entropy": normalized_entropy(problems, len({p for _, p in cells})),
+        "persona_entropy": normalized_entropy(personas, min(n_personas, total) or None),
     }

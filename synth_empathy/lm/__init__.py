@@ -16,7 +16,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.lm.adapter import PlainAdapter
 from synth_empathy.lm.endpoint import EndpointEngine, EndpointKey, endpoint_state
 from synth_empathy.lm.limiter import AdaptiveLimiter, Cancelled
-from synth_empathy.lm.local import AsyncLlamaEngine, LlamaEngine, embedded_model_path
+from synth_empathy.lm.local import AsyncLlamaEngine, LlamaEngine, check_gguf, embedded_model_path
 from synth_empathy.lm.resilient import ResilientEngine
 from synth_empathy.lm.usage import UsageMeter
 
@@ -68,6 +68,7 @@ def build_lm(config: ModelConfig, temperature: float | None = None,
         path = Path(config.model).expanduser().resolve() if config.model else embedded_model_path()
         if not path.is_file():
             raise UserError(f"model file {path} does not exist (with --backend local, --model is a .gguf path)")
+        check_gguf(path)
         engine = _local_engine(path, config.n_ctx, config.repack)
         # In process there is nothing transient to retry; the engine still meters and honours a stop.
         return dspy.LM(

@@ -14,6 +14,7 @@ from typing import Any
 from dspy.lm15 import Message, Request, Response, Usage, response_to_events
 
 from synth_empathy.errors import UserError
+from synth_empathy.userfiles import reading
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # A tiny model keeps writing a JSON string until max_tokens cuts the object in half; a bound
@@ -61,6 +62,18 @@ def model_param_overrides(**overrides: Any) -> Iterator[None]:
             yield
         finally:
             capi.llama_model_default_params = default
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a GGUF model before any work, rather than fail on the first seed."""
+    with reading(path), open(path, "rb") as f:
+        magic = f.read(len(GGUF_MAGIC))
+    if magic != GGUF_MAGIC:
+        raise UserError(f"model file {path} is not a GGUF model (it does not start with the GGUF magic bytes); "
+                        f"--backend local needs a .gguf file")
 
 
 def grammar_schema(schema: Any) -> Any:

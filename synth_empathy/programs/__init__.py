@@ -14,6 +14,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.programs.critique import Critic
 from synth_empathy.programs.judge import Judge
 from synth_empathy.programs.seeker import Seeker
+from synth_empathy.programs.state import load_program_state
 from synth_empathy.programs.supporter import Supporter
 
 PROGRAM_NAMES = ("seeker", "supporter", "critique", "judge")
@@ -68,10 +69,7 @@ def load_programs(critique_rounds: int = 1, programs_dir: Path | None = None) ->
         if not found:
             raise UserError(f"--programs {programs_dir} holds none of {', '.join(n + '.json' for n in PROGRAM_NAMES)}")
         for name in found:
-            try:
-                programs.module(name).load(str(programs_dir / f"{name}.json"))
-            except (ValueError, KeyError, json.JSONDecodeError) as exc:
-                raise UserError(f"{programs_dir / (name + '.json')} is not a saved {name} program: {exc}") from exc
+            load_program_state(programs.module(name), programs_dir / f"{name}.json", name)
     return programs
 
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from synth_empathy.corpus.read import read_corpus
 from synth_empathy.corpus.store import CARD_FILE
 from synth_empathy.publish.human_agreement import card_section, headline
@@ -140,12 +142,14 @@ def _versions(versions: Mapping[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"
 
 
-def _front_matter(license_id: str, n: int, extra: str) -> str:
+def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = None) -> str:
+    # A serializer, not string formatting: the license comes from the user's config and must stay one value.
     size = ("n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000
             else "100K<n<1M")
-    return (f"---\nlicense: {license_id.lower()}\nlanguage: [en]\ntask_categories: [text-generation]\n"
-            f"tags: [synthetic, empathy, emotional-support, dialogue]\nsize_categories: [{size}]\n"
-            f"pretty_name: Synthetic empathetic dialogues\n{extra}---\n")
+    meta = {"license": license_id.lower(), "language": ["en"], "task_categories": ["text-generation"],
+            "tags": ["synthetic", "empathy", "emotional-support", "dialogue"], "size_categories": [size],
+            "pretty_name": "Synthetic empathetic dialogues", **(extra or {})}
+    return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n"
 
 
 def _caveat(manifest: Manifest | None) -> str:
@@ -156,7 +160,7 @@ def _caveat(manifest: Manifest | None) -> str:
 
 
 def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, *,
-                           export_section: str = "", front_matter_extra: str = "",
+                           export_section: str = "", front_matter_extra: Mapping[str, Any] | None = None,
                            files_section: str = OUTPUT_FILES) -> str:
     """The card's Markdown from `corpus_stats` output; an export adds its own section (filters, splits) and files."""
     prov = stats["provenance"]

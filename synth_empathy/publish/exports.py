@@ -360,11 +360,9 @@ def push_to_hub(export_dir: Path, repo_id: str, *, token: str | None = None, pri
     return f"https://huggingface.co/datasets/{repo_id}"
 
 
-def _hub_front_matter(splits: Iterable[str]) -> str:
-    lines = ["configs:", "- config_name: default", "  data_files:"]
-    for name in splits:
-        lines += [f"  - split: {name}", f"    path: data/{name}-*"]
-    return "\n".join(lines) + "\n"
+def _hub_front_matter(splits: Iterable[str]) -> dict[str, Any]:
+    return {"configs": [{"config_name": "default",
+                         "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}]}
 
 
 def _export_section(fmt: str, result: ExportResult, corpus_kept: int, selection: ExportSelection,
