@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -24,6 +25,7 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="GGUF path (local)
 ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible endpoint URL.")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="A separate model for the judge.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -122,6 +124,9 @@ def generate(
         raise typer.Exit(130) from None
     c = manifest.counts
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
+    if c.get("to_retry"):
+        typer.echo(f"{c['to_retry']} seeds failed to generate; run the same command again to retry them "
+                   f"(at most {cfg.run.max_attempts} attempts per seed)", err=True)
 
 
 @graph_app.command("stats")
@@ -221,6 +226,19 @@ def graph_import(
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
 
 
+@contextlib.contextmanager
+def _writing(outputs: list[Path], inputs: list[Path], overwrite: bool):
+    """A command that writes files: the one rule for outputs (never an input, --overwrite to replace), checked
+    under the one-writer lock of its main output."""
+    from synth_empathy.corpus.lock import output_lock
+    from synth_empathy.corpus.outputs import check_outputs
+
+    check_outputs(outputs, inputs, overwrite=overwrite)
+    with output_lock(outputs[0], folder=False):
+        check_outputs(outputs, inputs, overwrite=overwrite)  # again: another writer may have just finished
+        yield
+
+
 def _judge_setup(config, backend, model, api_base, api_key_env, judge_model):
     from synth_empathy.lm import build_lm, model_label
     from synth_empathy.run.generate import judge_model_config
@@ -271,18 +289,19 @@ def dedup_cmd(
     out: Annotated[Path, typer.Option("--out", help="JSONL of the dialogues kept.")],
     threshold: Annotated[float | None, typer.Option("--threshold", help="Jaccard threshold (default 0.8).")] = None,
     config: ConfigOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
     from synth_empathy.filters.dedup import dedup_dialogues
     from synth_empathy.run.corpus_filter import load_dialogues
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
-    dup_path = out.with_name(out.stem + ".duplicates.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
-    dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
+    dup_path, bad_path = out.with_name(out.stem + ".duplicates.jsonl"), out.with_name(out.stem + ".bad_rows.jsonl")
+    with _writing([out, dup_path, bad_path], [source], overwrite):
+        dialogues = load_dialogues(source, bad_rows_to=bad_path)
+        kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
+        out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
+        dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
     typer.echo(f"{len(kept)} kept, {len(dropped)} duplicates -> {out}, {dup_path}")
 
 
@@ -297,20 +316,22 @@ def judge_cmd(
     api_base: ApiBaseOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     judge_model: JudgeModelOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags."""
     from synth_empathy.run.corpus_filter import judge_all, load_dialogues
     from synth_empathy.schema import Dialogue
 
     cfg, judge_lm, _ = _judge_setup(config, backend, model, api_base, api_key_env, judge_model)
-    dialogues = load_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as f:
-        for o in outcomes:
-            rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
-                "id": o.id, "error": o.detail}
-            f.write(json.dumps(rec) + "\n")
+    bad_path = out.with_name(out.stem + ".bad_rows.jsonl")
+    with _writing([out, bad_path], [source], overwrite):
+        dialogues = load_dialogues(source, bad_rows_to=bad_path)
+        outcomes = judge_all(dialogues, cfg, judge_lm, on_done=_counter(len(dialogues), "judged"))
+        with open(out, "w", encoding="utf-8") as f:
+            for o in outcomes:
+                rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
+                    "id": o.id, "error": o.detail}
+                f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
     typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
 

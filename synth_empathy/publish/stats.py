@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED, iter_jsonl, read_manifest
+from synth_empathy.corpus.store import KEPT, MANIFEST, REJECTED, iter_jsonl, one_outcome_per_seed, read_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest
 
@@ -81,6 +81,7 @@ def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
         if strict:
             raise
         manifest = None
+    dialogues, rejections = one_outcome_per_seed(dialogues, rejections)
     return Corpus(corpus_dir, dialogues, rejections, manifest, unreadable)
 
 

@@ -14,6 +14,8 @@ import dspy
 
 from synth_empathy.config import RunConfig
 from synth_empathy.corpus.importers import read_dataset
+from synth_empathy.corpus.lock import LOCK, output_lock
+from synth_empathy.corpus.outputs import check_outputs
 from synth_empathy.corpus.store import CorpusWriter, write_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
@@ -112,13 +114,22 @@ def format_sweep(sweep: dict) -> str:
 
 def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
                select: float | None = None, on_done: Callable[[int], None] | None = None) -> tuple[Manifest, dict]:
-    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`."""
+    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`,
+    into a new or empty folder that it holds the one-writer lock on."""
+    out_dir = Path(out_dir)
+    check_outputs([out_dir], [Path(source)])
+    with output_lock(out_dir, folder=True):
+        if any(p.name != LOCK for p in out_dir.iterdir()):
+            what = "a corpus" if (out_dir / "dialogues.jsonl").exists() else "files this command did not write"
+            raise UserError(f"--out {out_dir} already holds {what}; choose an empty folder")
+        return _filter_locked(config, Path(source), out_dir, judge_lm, judge_label, select, on_done)
+
+
+def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM, judge_label: str,
+                   select: float | None, on_done: Callable[[int], None] | None) -> tuple[Manifest, dict]:
     from synth_empathy.publish.card import write_card
     from synth_empathy.run.generate import _now, _versions, package_version
 
-    out_dir = Path(out_dir)
-    if (out_dir / "dialogues.jsonl").exists():
-        raise UserError(f"--out {out_dir} already holds a corpus; choose an empty folder")
     started = time.perf_counter()
     dialogues = load_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
     meter = UsageMeter()

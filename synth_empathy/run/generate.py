@@ -25,6 +25,7 @@ from typing import Protocol
 import dspy
 
 from synth_empathy.config import ModelConfig, Price, RunConfig
+from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.store import (
     KEPT,
     MANIFEST,
@@ -113,6 +114,9 @@ class Run:
         self.judge_lm = judge_lm or build_lm(judge_config, limiter=self._limiter(judge_config))
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
+        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history: memory
+        # that grows with n. Off for the run's calls unless config.run.lm_history asks for it.
+        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True}
         self.meter = UsageMeter()
         self.index = DedupIndex(config.dedup)
         self._index_lock = threading.Lock()
@@ -141,7 +145,7 @@ class Run:
 
     def make(self, seed: Seed) -> Outcome:
         """Turn one seed into a kept dialogue or a rejection; never into a placeholder."""
-        with metering(self.meter), dspy.context(lm=self.generator_lm, adapter=self.adapter):
+        with metering(self.meter), dspy.context(lm=self.generator_lm, adapter=self.adapter, **self.dspy_settings):
             try:
                 conv = roleplay(seed, self.programs.seeker, self.programs.supporter, self.config.dialogue)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded rejection
@@ -166,7 +170,7 @@ class Run:
         duplicate = self._duplicate_of(dialogue)
         if duplicate:
             return duplicate
-        with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter):
+        with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter, **self.dspy_settings):
             verdict = judge_verdict(dialogue, self.programs.judge, self.config.judge)
         if isinstance(verdict, Rejection):
             return verdict
@@ -313,7 +317,8 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
         if resume:
             raise UserError(f"--resume: {out_dir} holds no earlier run to resume")
         # A run killed before its first manifest landed may have left the temporary file of it.
-        leftovers = [p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST)] if out_dir.exists() else []
+        leftovers = ([p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST) and p.name != LOCK]
+                     if out_dir.exists() else [])
         if leftovers:
             raise UserError(f"--out {out_dir} is not empty and holds no synth-empathy run; choose an empty folder")
         return None
@@ -330,12 +335,19 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                  executor: Executor | None = None, **run_parts) -> Manifest:
     """The whole pipeline; rerunning into the same folder continues where the last run stopped.
 
-    Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
+    The run holds the folder's one-writer lock throughout (a second writer gets UserError). Seeds already
+    kept or rejected there are skipped, except those whose generation failed: they are tried again, up to
+    `config.run.max_attempts` times in all. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
     generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
     here; `synth_empathy.run.ray_engine.RayExecutor` on Ray); recording, dedup of kept ones, resume and the
     manifest stay here whichever makes them."""
-    out_dir = Path(out_dir)
+    with output_lock(Path(out_dir), folder=True):
+        return _run_locked(config, Path(out_dir), resume, on_outcome, progress, executor, **run_parts)
+
+
+def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Callable[[Outcome], None] | None,
+                progress: Progress | None, executor: Executor | None, **run_parts) -> Manifest:
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
@@ -349,10 +361,11 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     kept_before = _kept_dialogues(out_dir)
     # One batch: the vectorized signature path, not a sketch and an array append per dialogue.
     run.index.add_many([d.id for d in kept_before], [dialogue_text(d, config.dedup.scope) for d in kept_before])
-    pending = [s for s in seeds if s.id not in tally.ids]
-    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
+    retry = tally.to_retry(config.run.max_attempts) & {s.id for s in seeds}
+    pending = [s for s in seeds if s.id not in tally.ids or s.id in retry]
+    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0, to_retry=len(retry)))
     if progress:
-        progress.start(len(seeds) - len(pending), tally.kept, tally.rejected, run.meter.calls)
+        progress.start(len(seeds) - len(pending), tally.kept, tally.rejected - len(retry), run.meter.calls)
 
     first_error: list[str] = []
 
@@ -384,8 +397,8 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                 record(outcome)
                 if time.monotonic() - checkpoint > CHECKPOINT_S:
                     checkpoint = time.monotonic()
-                    write_manifest(out_dir, _manifest(run, previous, tally, session,
-                                                      time.perf_counter() - started))
+                    write_manifest(out_dir, _manifest(run, previous, tally, session, time.perf_counter() - started,
+                                                      to_retry=_to_retry(tally, seeds, config)))
             interrupted = stop.is_set()
             if interrupted:
                 workers.stop()
@@ -397,8 +410,11 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
         workers.stop()
         run.cancel()
         writer.close()
-        done = all(s.id in tally.ids for s in seeds)
-        manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done)
+        all_failed = bool(pending) and session["generation_failed"] == len(pending)
+        to_retry = _to_retry(tally, seeds, config)
+        done = not all_failed and not to_retry and all(s.id in tally.ids for s in seeds)
+        manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done,
+                             to_retry=to_retry)
         write_manifest(out_dir, manifest)
         write_card(out_dir, manifest)
         if progress:
@@ -412,9 +428,16 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     return manifest
 
 
+def _to_retry(tally: RecordTally, seeds: Sequence[Seed], config: RunConfig) -> int:
+    return len(tally.to_retry(config.run.max_attempts) & {s.id for s in seeds})
+
+
 def _kept_dialogues(out_dir: Path) -> list[Dialogue]:
     path = out_dir / KEPT
-    return read_dialogues(path) if path.exists() and path.stat().st_size else []
+    first: dict[str, Dialogue] = {}
+    for d in read_dialogues(path) if path.exists() and path.stat().st_size else []:
+        first.setdefault(d.id, d)  # one per seed, even in a folder that two writers doubled before the lock
+    return list(first.values())
 
 
 def _merged_usage(run: Run, previous: Manifest | None) -> dict[str, StageUsage]:
@@ -434,7 +457,7 @@ def _merged_usage(run: Run, previous: Manifest | None) -> dict[str, StageUsage]:
 
 
 def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: Counter[str], elapsed: float,
-              finished: bool = False) -> Manifest:
+              finished: bool = False, to_retry: int = 0) -> Manifest:
     usage = _merged_usage(run, previous)
     costs = [u.cost_usd for u in usage.values() if u.calls]
     tokens = sum(u.input_tokens + u.output_tokens for u in usage.values())
@@ -446,7 +469,8 @@ def _manifest(run: Run, previous: Manifest | None, tally: RecordTally, session: 
         versions=_versions(),
         models={"generator": run.provenance["generator_model"], "judge": run.provenance["judge_model"]},
         counts={"planned": run.config.n, "kept": tally.kept, "rejected": tally.rejected,
-                "this_run": session["kept"] + session["rejected"]},
+                "this_run": session["kept"] + session["rejected"],
+                "to_retry": to_retry},
         rejection_reasons=dict(sorted(tally.reasons.items())),
         usage=usage,
         timings=timings,
