@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -91,6 +92,7 @@ BatchOpt = Annotated[bool, typer.Option(
 BatchPollOpt = Annotated[float, typer.Option("--batch-poll", min=0, help="Seconds between polls of a batch.")]
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -188,6 +190,7 @@ def generate(
     typer.echo(f"{c['kept']} kept, {c['rejected']} rejected of {c['planned']} planned -> {out}")
     _say_budget(manifest)
     _say_caveat(manifest)
+    _say_retry(manifest, cfg)
 
 
 def _say_budget(manifest: Manifest) -> None:
@@ -200,6 +203,12 @@ def _say_budget(manifest: Manifest) -> None:
 def _say_caveat(manifest: Manifest) -> None:
     if manifest.judge_caveat:
         typer.echo(f"Not a quality claim: {manifest.judge_caveat}.")
+
+
+def _say_retry(manifest: Manifest, cfg: RunConfig) -> None:
+    if manifest.counts.get("to_retry"):
+        typer.echo(f"{manifest.counts['to_retry']} seeds failed to generate; run the same command again to retry "
+                   f"them (at most {cfg.run.max_attempts} attempts per seed)", err=True)
 
 
 @graph_app.command("stats")
@@ -290,6 +299,19 @@ def graph_import(
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
 
 
+@contextlib.contextmanager
+def _writing(outputs: list[Path], inputs: list[Path], overwrite: bool):
+    """A command that writes files: the one rule for outputs (never an input, --overwrite to replace), checked
+    under the one-writer lock of its main output."""
+    from synth_empathy.corpus.lock import output_lock
+    from synth_empathy.corpus.outputs import check_outputs
+
+    check_outputs(outputs, inputs, overwrite=overwrite)
+    with output_lock(outputs[0], folder=False):
+        check_outputs(outputs, inputs, overwrite=overwrite)  # again: another writer may have just finished
+        yield
+
+
 def _counter(total: int, what: str):
     def tick(i: int) -> None:
         typer.echo(f"[{i + 1}/{total}] {what}", err=True)
@@ -338,6 +360,7 @@ def dedup_cmd(
     out: Annotated[Path, typer.Option("--out", help="JSONL of the dialogues kept.")],
     threshold: Annotated[float | None, typer.Option("--threshold", help="Jaccard threshold (default 0.8).")] = None,
     config: ConfigOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
     check_out(out, "file")
@@ -345,12 +368,12 @@ def dedup_cmd(
     from synth_empathy.filters.dedup import dedup_dialogues
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
-    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
-    kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
-    dup_path = out.with_name(out.stem + ".duplicates.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
-    dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
+    dup_path, bad_path = out.with_name(out.stem + ".duplicates.jsonl"), out.with_name(out.stem + ".bad_rows.jsonl")
+    with _writing([out, dup_path, bad_path], [source], overwrite):
+        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+        kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
+        out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
+        dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
     typer.echo(f"{len(kept)} kept, {len(dropped)} duplicates -> {out}, {dup_path}")
 
 
@@ -362,6 +385,7 @@ def judge_cmd(
     out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
+    overwrite: OverwriteOpt = False,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -372,21 +396,22 @@ def judge_cmd(
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
-    dialogues = read_any_dialogues(source, bad_rows_to=out.with_name(out.stem + ".bad_rows.jsonl"))
     cfg = flags.run_config()
-    if batch:
-        from synth_empathy.run.batch_judge import judge_by_batch
+    bad_path = out.with_name(out.stem + ".bad_rows.jsonl")
+    with _writing([out, bad_path], [source], overwrite):
+        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+        if batch:
+            from synth_empathy.run.batch_judge import judge_by_batch
 
-        outcomes = judge_by_batch(dialogues, cfg, out.with_name(out.stem + ".batch.json"), poll_s=batch_poll,
-                                  on_status=_batch_status)
-    else:
-        outcomes = judge_all(dialogues, cfg, on_done=_counter(len(dialogues), "judged"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as f:
-        for o in outcomes:
-            rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
-                "id": o.id, "error": o.detail}
-            f.write(json.dumps(rec) + "\n")
+            outcomes = judge_by_batch(dialogues, cfg, out.with_name(out.stem + ".batch.json"), poll_s=batch_poll,
+                                      on_status=_batch_status)
+        else:
+            outcomes = judge_all(dialogues, cfg, on_done=_counter(len(dialogues), "judged"))
+        with open(out, "w", encoding="utf-8") as f:
+            for o in outcomes:
+                rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
+                    "id": o.id, "error": o.detail}
+                f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
     typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
 

@@ -136,9 +136,19 @@ class RayConfig(_Section):
     batch_size: int | None = Field(default=None, ge=1)  # seeds per actor call; None = 2 x concurrency
 
 
+class RunOptions(_Section):
+    """How a run treats failures and memory; a resume may change them."""
+
+    # A seed whose generation failed (endpoint down, retries spent) is tried again on resume, this many times in all.
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    # DSPy's per-call LM history (dspy.inspect_history) holds every prompt and response, up to 10,000 per LM:
+    # memory that grows with n, so it is off unless asked for.
+    lm_history: bool = False
+
+
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
-    "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True,
+    "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True, "run": True,
     "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack",
               "structured_output"},
 }
@@ -179,6 +189,7 @@ class RunConfig(_Section):
     prices: dict[str, Price] = Field(default_factory=dict)
     engine: Literal["local", "ray"] = "local"  # threads here, or actors on Ray (run.ray_engine)
     ray: RayConfig = Field(default_factory=RayConfig)
+    run: RunOptions = Field(default_factory=RunOptions)
 
     def fingerprint(self) -> str:
         """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""

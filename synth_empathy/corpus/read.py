@@ -15,7 +15,14 @@ from typing import Any
 
 from synth_empathy.corpus.importers import read_dataset
 from synth_empathy.corpus.manifest import read_manifest
-from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, REJECTED_FILE, as_dialogue, iter_jsonl
+from synth_empathy.corpus.store import (
+    KEPT_FILE,
+    MANIFEST_FILE,
+    REJECTED_FILE,
+    as_dialogue,
+    iter_jsonl,
+    one_outcome_per_seed,
+)
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest
 
@@ -71,6 +78,7 @@ def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
         if strict:
             raise
         manifest = None
+    dialogues, rejections = one_outcome_per_seed(dialogues, rejections)
     return Corpus(corpus_dir, dialogues, rejections, manifest, unreadable)
 
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import pydantic
 
+from synth_empathy.corpus.repair import repair_torn_tail
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Rejection
 from synth_empathy.userfiles import iter_lines
@@ -21,54 +22,6 @@ KEPT_FILE = "dialogues.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
-
-
-def repair_torn_tail(path: Path) -> bool:
-    """Repair the last line that a crash (SIGKILL, power loss) may have left half-written. True if it changed.
-
-    Records are appended whole, one a line, so only the last line can be torn. A last line that is a
-    complete JSON object but lost its newline gets the newline back; anything else after the last
-    newline (a cut record, NUL bytes a filesystem left) is cut, and that seed is made again on resume.
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    start, last, newline = _last_line(path)
-    if _is_record(last):
-        if newline:
-            return False
-        with open(path, "ab") as f:
-            f.write(b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        return True
-    with open(path, "r+b") as f:
-        f.truncate(start)
-        f.flush()
-        os.fsync(f.fileno())
-    return True
-
-
-def _last_line(path: Path, chunk: int = 1 << 16) -> tuple[int, bytes, bool]:
-    """(offset, bytes, ends with a newline) of the last non-empty line, reading only the file's tail."""
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        read = min(size, chunk)
-        while True:
-            f.seek(size - read)
-            tail = f.read(read)
-            body = tail.rstrip(b"\n")
-            cut = body.rfind(b"\n")
-            if cut >= 0 or read == size:
-                start = size - read + cut + 1
-                return start, body[cut + 1:], tail.endswith(b"\n")
-            read = min(size, read * 2)
-
-
-def _is_record(line: bytes) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
@@ -103,29 +56,70 @@ def as_dialogue(record: Any) -> Dialogue | str:
 
 
 
+GENERATION_FAILED = "generation_failed"
+
+
 @dataclass
 class Tally:
-    """Outcomes counted once: the seeds done, how many kept and rejected, and the rejection reasons."""
+    """What an output directory holds, one outcome per seed: the seeds done, counts for the manifest, and the
+    generation failures of each seed so far (the history that decides which seeds a resume tries again).
+
+    A seed's outcome is its kept record if it has one (a kept seed is never made again), else its latest
+    rejection: a failed generation stays in rejected.jsonl when a resume retries the seed.
+    """
 
     ids: set[str] = field(default_factory=set)
     kept: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # seed id -> generation_failed rejections
+    _kept_ids: set[str] = field(default_factory=set, repr=False)
+    _rejections: dict[str, list[str]] = field(default_factory=dict, repr=False)  # id -> its latest reasons
 
     @property
     def done(self) -> int:
         return self.kept + self.rejected
 
-    def count(self, record_id: str, kept: bool, reasons: Iterable[str] = ()) -> None:
-        self.ids.add(record_id)
-        if kept:
-            self.kept += 1
-        else:
-            self.rejected += 1
-            self.reasons.update(reasons)
+    def add(self, record: Dialogue | Rejection) -> None:
+        self.count(record.id, isinstance(record, Dialogue), [] if isinstance(record, Dialogue) else record.reasons)
 
-    def add(self, outcome: Dialogue | Rejection) -> None:
-        self.count(outcome.id, isinstance(outcome, Dialogue), getattr(outcome, "reasons", ()))
+    def count(self, seed_id: str, kept: bool, reasons: Iterable[str] = ()) -> None:
+        reasons = list(reasons)
+        if seed_id in self._kept_ids:
+            return
+        self.ids.add(seed_id)
+        previous = self._rejections.pop(seed_id, None)
+        if previous is not None:  # a retried seed: its new outcome replaces the old one in the counts
+            self.rejected -= 1
+            self.reasons -= Counter(previous)
+        if kept:
+            self._kept_ids.add(seed_id)
+            self.kept += 1
+            return
+        self._rejections[seed_id] = reasons
+        self.rejected += 1
+        self.reasons.update(reasons)
+        self.failures[seed_id] += GENERATION_FAILED in reasons
+
+    def to_retry(self, max_attempts: int) -> set[str]:
+        """Seeds whose latest outcome is a failed generation, with attempts left."""
+        return {i for i, reasons in self._rejections.items()
+                if GENERATION_FAILED in reasons and self.failures[i] < max_attempts}
+
+
+def one_outcome_per_seed(dialogues: list[Dialogue], rejections: list[dict]) -> tuple[list[Dialogue], list[dict]]:
+    """The rule of `Tally` for readers: a seed's first kept record, else its latest rejection (a retried
+    seed leaves its failed attempts in rejected.jsonl; a folder written twice before the lock holds copies)."""
+    kept: dict[str, Dialogue] = {}
+    for d in dialogues:
+        kept.setdefault(d.id, d)
+    latest: dict[object, dict] = {}
+    for r in rejections:
+        seed_id = r.get("id") if isinstance(r.get("id"), str) else id(r)  # a line without an id stands alone
+        if seed_id not in kept:
+            latest.pop(seed_id, None)  # re-insert, so the order is that of the latest outcomes
+            latest[seed_id] = r
+    return list(kept.values()), list(latest.values())
 
 
 def tally_records(out_dir: Path) -> Tally:
@@ -142,7 +136,8 @@ def tally_records(out_dir: Path) -> Tally:
 class CorpusWriter:
     """Appends one record at a time, flushed and fsynced, so a crash loses at most the line being written.
 
-    Opening it repairs a torn last line (see `repair_torn_tail`). One writer per directory at a time.
+    Opening it repairs a torn last line and quarantines a bad one (see `corpus.repair`). One writer per directory at
+    a time: `corpus.lock`.
     """
 
     def __init__(self, out_dir: Path) -> None:

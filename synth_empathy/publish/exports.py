@@ -11,12 +11,20 @@ import json
 import os
 import random
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synth_empathy.corpus.lock import LOCK, output_lock
+from synth_empathy.corpus.outputs import (
+    check_outputs,
+    files_under,
+    foreign_entries,
+    has_marker,
+    record_written,
+    remove_written,
+)
 from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.errors import RunError, UserError, require_extra
@@ -297,25 +305,29 @@ def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]], as_array: boo
     os.replace(tmp, path)
 
 
+HF_NAMES = (CARD_FILE, "dataset_dict.json", "data", *SPLITS)  # what an hf export writes at the top of its folder
+
+
 def _check_out(out: Path, corpus_dir: Path, fmt: str, overwrite: bool) -> None:
-    corpus_files = {(corpus_dir / name).resolve() for name in (KEPT_FILE, REJECTED_FILE, MANIFEST_FILE, CARD_FILE)}
-    if out.resolve() == corpus_dir.resolve() or out.resolve() in corpus_files:
-        raise UserError(f"--out {out} would overwrite the corpus itself; choose another path")
+    corpus_files = (corpus_dir / name for name in (KEPT_FILE, REJECTED_FILE, MANIFEST_FILE, CARD_FILE))
+    check_outputs([out], [corpus_dir, *corpus_files], overwrite=overwrite)
     if not out.exists():
         return
     if fmt == "hf":
         if not out.is_dir():
             raise UserError(f"--out {out} is a file; the hf export needs a folder")
-        if any(out.iterdir()):
+        if any(p.name != LOCK for p in out.iterdir()):
             if not overwrite:
                 raise UserError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
-            if not (out / "dataset_dict.json").is_file():
-                raise UserError(f"--out {out} is not empty and holds no earlier hf export, so --overwrite "
-                                f"will not delete it; choose a new folder")
+            if not has_marker(out):
+                raise UserError(f"--out {out} is not empty and holds no earlier hf export that recorded its files, so "
+                                f"--overwrite will not delete anything there; choose a new folder")
+            clash = [name for name in foreign_entries(out) if name in HF_NAMES]
+            if clash:
+                raise UserError(f"--out {out} holds {clash[0]}, which the earlier export did not write; "
+                                f"--overwrite replaces only its own files, so choose a new folder")
     elif out.is_dir():
         raise UserError(f"--out {out} is a folder; the {fmt} export writes one JSONL file")
-    elif not overwrite:
-        raise UserError(f"--out {out} already exists; choose another path or pass --overwrite")
 
 
 def _check_problem_types(wanted: frozenset[str], corpus_problem_types: set[str], catalog: Catalog | None) -> None:
@@ -406,8 +418,8 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
     data = datasets.DatasetDict({
         name: datasets.Dataset.from_list([hf_row(d, system_prompt) for d in ds], features=features)
         for name, ds in splits.items()})
-    if out.exists():
-        shutil.rmtree(out)  # _check_out allowed it: an earlier hf export, with --overwrite
+    remove_written(out)  # _check_out allowed it: the files an earlier hf export recorded, with --overwrite
+    before = files_under(out)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # the CLI prints one summary line, not a bar per split and file
     try:
@@ -428,6 +440,7 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
         export_section=_export_section("hf", result, len(corpus.dialogues), selection, ratios, seed),
         files_section=HF_FILES)
     (out / CARD_FILE).write_text(card, encoding="utf-8")
+    record_written(out, before)
 
 
 def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelection, out: Path,
@@ -489,6 +502,15 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSel
     selection = selection or ExportSelection()
     system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
     corpus = read_corpus(corpus_dir)
+    # A sibling lock file (.OUT.lock), also for the hf folder: a refused or failed export leaves no folder behind.
+    with output_lock(out, folder=False):
+        return _export_locked(corpus, corpus_dir, fmt, out, selection, targets, system_prompt, ratios, seed, push,
+                              private, overwrite, token)
+
+
+def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, selection: ExportSelection, targets: str,
+                   system_prompt: str, ratios: Sequence[float], seed: int, push: str | None, private: bool,
+                   overwrite: bool, token: str | None) -> ExportResult:
     _check_out(out, corpus_dir, fmt, overwrite)
     if not corpus.dialogues:
         raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")

@@ -12,7 +12,9 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
+from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.manifest import build_manifest, now, write_manifest
+from synth_empathy.corpus.outputs import check_outputs
 from synth_empathy.corpus.read import read_any_dialogues
 from synth_empathy.corpus.store import KEPT_FILE, CorpusWriter, Tally
 from synth_empathy.errors import UserError
@@ -106,14 +108,25 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
                judge_label: str | None = None, select: float | None = None,
                on_done: Callable[[int], None] | None = None, batch: bool = False,
                batch_poll_s: float = 30.0) -> tuple[Manifest, dict]:
-    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`.
-    The judge LM is the config's judge model unless one is given. `batch` sends the judge's calls through the
-    Batch API (run.batch_judge; resumable from OUT/batch.json)."""
+    """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`,
+    into a new or empty folder that it holds the one-writer lock on. The judge LM is the config's judge model
+    unless one is given. `batch` sends the judge's calls through the Batch API (run.batch_judge; resumable from
+    OUT/batch.json, the one file a rerun may find there)."""
     out_dir = Path(out_dir)
+    check_outputs([out_dir], [Path(source)])
+    with output_lock(out_dir, folder=True):
+        if any(p.name not in (LOCK, BATCH_FILE) for p in out_dir.iterdir()):
+            what = "a corpus" if (out_dir / KEPT_FILE).exists() else "files this command did not write"
+            raise UserError(f"--out {out_dir} already holds {what}; choose an empty folder")
+        return _filter_locked(config, Path(source), out_dir, judge_lm, judge_label, select, on_done, batch,
+                              batch_poll_s)
+
+
+def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM | None, judge_label: str | None,
+                   select: float | None, on_done: Callable[[int], None] | None, batch: bool,
+                   batch_poll_s: float) -> tuple[Manifest, dict]:
     judge_config = config.judge_model()
     judge_label = judge_label or model_label(judge_config)
-    if (out_dir / KEPT_FILE).exists():
-        raise UserError(f"--out {out_dir} already holds a corpus; choose an empty folder")
     started, created = time.perf_counter(), now()
     dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
     meter = UsageMeter()

@@ -18,6 +18,7 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import ModelConfig, RunConfig
+from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.manifest import build_manifest, now, package_version, read_manifest, write_manifest
 from synth_empathy.corpus.read import read_dialogues
 from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, CorpusWriter, Tally, tally_records
@@ -73,6 +74,9 @@ class Run:
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
         self.budget: Budget | None = None  # set by run_generate under --max-cost
+        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history: memory
+        # that grows with n. Off for the run's calls unless config.run.lm_history asks for it.
+        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True}
         self.meter = UsageMeter()
         self.gate = DedupGate(config.dedup)
         self.created = now()
@@ -99,7 +103,7 @@ class Run:
 
     def make(self, seed: Seed) -> Outcome:
         """Turn one seed into a kept dialogue or a rejection; never into a placeholder."""
-        with metering(self.meter), dspy.context(lm=self.generator_lm, adapter=self.adapter):
+        with metering(self.meter), dspy.context(lm=self.generator_lm, adapter=self.adapter, **self.dspy_settings):
             try:
                 conv = roleplay(seed, self.programs.seeker, self.programs.supporter, self.config.dialogue)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded rejection
@@ -126,7 +130,7 @@ class Run:
         duplicate = None if self.defer_dedup else self.gate.check(dialogue)
         if duplicate:
             return duplicate
-        with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter):
+        with metering(self.meter), dspy.context(lm=self.judge_lm, adapter=self.adapter, **self.dspy_settings):
             verdict = judge_verdict(dialogue, self.programs.judge, self.config.judge)
         if isinstance(verdict, Rejection) or self.defer_dedup:
             return verdict
@@ -179,7 +183,8 @@ def _prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> Manifest
         if resume:
             raise UserError(f"--resume: {out_dir} holds no earlier run to resume")
         # A run killed before its first manifest landed may have left the temporary file of it.
-        leftovers = [p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST_FILE)] if out_dir.exists() else []
+        leftovers = ([p for p in out_dir.iterdir() if not p.name.startswith(MANIFEST_FILE) and p.name != LOCK]
+                     if out_dir.exists() else [])
         if leftovers:
             raise UserError(f"--out {out_dir} is not empty and holds no synth-empathy run; choose an empty folder")
         return None
@@ -196,7 +201,9 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                  executor: Executor | None = None, max_cost: float | None = None, **run_parts) -> Manifest:
     """The whole pipeline; rerunning into the same folder continues where the last run stopped.
 
-    Seeds already kept or rejected there are skipped. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
+    The run holds the folder's one-writer lock throughout (a second writer gets UserError). Seeds already
+    kept or rejected there are skipped, except those whose generation failed: they are tried again, up to
+    `config.run.max_attempts` times in all. A stop (Ctrl-C, SIGTERM) abandons the dialogues in
     flight, leaves every file valid and raises KeyboardInterrupt. `run_parts` go to `Run`: programs,
     generator_lm, judge_lm (plug-in points and test doubles). `executor` makes the dialogues (default: threads
     here, or `synth_empathy.run.ray_engine.RayExecutor` when `config.engine` is "ray"); recording, dedup of
@@ -208,6 +215,13 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
         from synth_empathy.run.ray_engine import RayExecutor
 
         executor = RayExecutor.from_config(config.ray)
+    with output_lock(out_dir, folder=True):
+        return _run_locked(config, out_dir, resume, on_outcome, progress, executor, max_cost, **run_parts)
+
+
+def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Callable[[Outcome], None] | None,
+                progress: Progress | None, executor: Executor | None, max_cost: float | None,
+                **run_parts) -> Manifest:
     previous = _prepare_out_dir(out_dir, config, resume)
     started = time.perf_counter()
     run = Run(config, out_dir, **run_parts)
@@ -223,11 +237,12 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
     writer = CorpusWriter(out_dir)
     tally = tally_records(out_dir)
     kept_path = out_dir / KEPT_FILE
-    run.gate.add_kept(read_dialogues(kept_path) if kept_path.exists() else [])
-    pending = [s for s in seeds if s.id not in tally.ids]
+    run.gate.add_kept(_first_per_seed(read_dialogues(kept_path)) if kept_path.exists() else [])
+    retry = tally.to_retry(config.run.max_attempts) & {s.id for s in seeds}
+    pending = [s for s in seeds if s.id not in tally.ids or s.id in retry]
     budget = None if max_cost is None else Budget(max_cost, lambda: _spent(run, previous), tally.done)
     run.budget = budget
-    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0))
+    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0, to_retry=len(retry)))
     if progress:
         progress.start(len(seeds) - len(pending), tally, run.meter.calls)
 
@@ -261,8 +276,8 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
                 record(outcome)
                 if time.monotonic() - checkpoint > CHECKPOINT_S:
                     checkpoint = time.monotonic()
-                    write_manifest(out_dir, _manifest(run, previous, tally, session,
-                                                      time.perf_counter() - started))
+                    write_manifest(out_dir, _manifest(run, previous, tally, session, time.perf_counter() - started,
+                                                      to_retry=_to_retry(tally, seeds, config)))
             interrupted = stop.is_set()
             if interrupted:
                 workers.stop()
@@ -276,8 +291,11 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
         workers.stop()
         run.cancel()
         writer.close()
-        done = all(s.id in tally.ids for s in seeds)
-        manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done)
+        all_failed = bool(pending) and session.reasons["generation_failed"] == len(pending)
+        to_retry = _to_retry(tally, seeds, config)
+        done = not all_failed and not to_retry and all(s.id in tally.ids for s in seeds)
+        manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done,
+                             to_retry=to_retry)
         write_manifest(out_dir, manifest)
         write_card(out_dir, manifest)
         if progress:
@@ -292,12 +310,13 @@ def run_generate(config: RunConfig, out_dir: Path, resume: bool = False,
 
 
 def _manifest(run: Run, previous: Manifest | None, tally: Tally, session: Tally, elapsed: float,
-              finished: bool = False) -> Manifest:
+              finished: bool = False, to_retry: int = 0) -> Manifest:
     usage = with_earlier_usage(run.meter.snapshot(), previous.usage if previous else {}, run.prices)
     timings = {"generate_s": round(elapsed + (previous.timings.get("generate_s", 0.0) if previous else 0.0), 2)}
     return build_manifest(run.config, models=run.models, planned=run.config.n, tally=tally, usage=usage,
                           timings=timings, created=previous.created if previous else run.created,
-                          finished=now() if finished else None, extra_counts={"this_run": session.done},
+                          finished=now() if finished else None,
+                          extra_counts={"this_run": session.done, "to_retry": to_retry},
                           structured_output={"generator": structured_output_mode(run.config.model),
                                              "judge": structured_output_mode(run.config.judge_model())},
                           human_agreement=previous.human_agreement if previous else None,
@@ -308,3 +327,14 @@ def _spent(run: Run, previous: Manifest | None) -> float:
     """USD spent in the output folder so far, earlier sessions included (every stage is priced under a cap)."""
     usage = with_earlier_usage(run.meter.snapshot(), previous.usage if previous else {}, run.prices)
     return sum(u.cost_usd or 0.0 for u in usage.values())
+
+
+def _to_retry(tally: Tally, seeds: Sequence[Seed], config: RunConfig) -> int:
+    return len(tally.to_retry(config.run.max_attempts) & {s.id for s in seeds})
+
+
+def _first_per_seed(dialogues: list[Dialogue]) -> list[Dialogue]:
+    first: dict[str, Dialogue] = {}
+    for d in dialogues:
+        first.setdefault(d.id, d)  # one per seed, even in a folder that two writers doubled before the lock
+    return list(first.values())

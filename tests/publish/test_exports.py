@@ -262,7 +262,7 @@ def test_a_score_minimum_drops_unscored_dialogues(tmp_path):
     ("push_for_openai", "--push applies to the hf format only"),
     ("bad_repo_id", "is not a Hugging Face repository id"),
     ("out_exists", "already exists"),
-    ("out_is_corpus", "would overwrite the corpus itself"),
+    ("out_is_corpus", "never replaces its input"),
     ("not_a_dialogue", "record 1 is not a synth-empathy dialogue"),
 ])
 def test_bad_input_is_one_clear_sentence(corpus, tmp_path, monkeypatch, case, fragment):

@@ -14,7 +14,8 @@ from fake_openai import FakeOpenAIServer
 from runs import all_records, responder, scripted_run
 
 from synth_empathy.config import load_config
-from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, repair_torn_tail
+from synth_empathy.corpus.repair import repair_torn_tail
+from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE
 from synth_empathy.errors import UserError
 from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Manifest, Rejection
@@ -30,7 +31,7 @@ def test_resume_after_a_crash_redoes_only_the_lost_seeds(tmp_path):
     records = all_records(tmp_path / "out")
     assert sorted(r["id"] for r in records) == sorted({r["id"] for r in records}) and len(records) == 4
     assert set(lost) <= {r["id"] for r in records}
-    assert manifest.counts == {"planned": 4, "kept": 4, "rejected": 0, "this_run": 2}
+    assert manifest.counts == {"planned": 4, "kept": 4, "rejected": 0, "this_run": 2, "to_retry": 0}
     assert manifest.finished is not None
 
 
