@@ -114,9 +114,10 @@ class Run:
         self.judge_lm = judge_lm or build_lm(judge_config, limiter=self._limiter(judge_config))
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
-        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history: memory
-        # that grows with n. Off for the run's calls unless config.run.lm_history asks for it.
-        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True}
+        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history, and every
+        # prediction with its inputs in a global trace (for optimizers): up to 10,000 entries each, memory that
+        # grows with n. Both off for the run's calls unless config.run.lm_history asks for them.
+        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
         self.meter = UsageMeter()
         self.index = DedupIndex(config.dedup)
         self._index_lock = threading.Lock()
