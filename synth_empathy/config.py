@@ -141,8 +141,8 @@ class RunOptions(_Section):
 
     # A seed whose generation failed (endpoint down, retries spent) is tried again on resume, this many times in all.
     max_attempts: int = Field(default=3, ge=1, le=100)
-    # DSPy's per-call LM history (dspy.inspect_history) holds every prompt and response, up to 10,000 per LM:
-    # memory that grows with n, so it is off unless asked for.
+    # DSPy's per-call LM history (dspy.inspect_history) and trace hold every prompt, response and prediction, up
+    # to 10,000 each: memory that grows with n, so they are off unless asked for.
     lm_history: bool = False
 
 

@@ -74,9 +74,10 @@ class Run:
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
         self.budget: Budget | None = None  # set by run_generate under --max-cost
-        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history: memory
-        # that grows with n. Off for the run's calls unless config.run.lm_history asks for it.
-        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True}
+        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history, and every
+        # prediction with its inputs in a global trace (for optimizers): up to 10,000 entries each, memory that
+        # grows with n. Both off for the run's calls unless config.run.lm_history asks for them.
+        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
         self.meter = UsageMeter()
         self.gate = DedupGate(config.dedup)
         self.created = now()
