@@ -9,7 +9,7 @@ from conftest import CATALOG
 from fake_openai import FakeOpenAIServer, keeping_responder
 from scripted import ScriptedEngine, scripted_lm
 
-from synth_empathy.config import load_config
+from synth_empathy.config import ModelConfig, load_config
 from synth_empathy.corpus.store import KEPT_FILE, REJECTED_FILE
 from synth_empathy.run.generate import run_generate
 from synth_empathy.schema import Dialogue, Rejection
@@ -48,3 +48,9 @@ def scripted_run(tmp_path, n, overrides=None, **kw):
 
 def all_records(out: Path) -> list[dict]:
     return [json.loads(line) for name in (KEPT_FILE, REJECTED_FILE) for line in (out / name).read_text().splitlines()]
+
+
+def endpoint_model(server: FakeOpenAIServer, **settings) -> ModelConfig:
+    """A ModelConfig for the fake endpoint: short back-off and timeout so fault tests stay quick."""
+    return ModelConfig(**{"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
+                          "timeout_s": 5, **settings})

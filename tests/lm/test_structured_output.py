@@ -7,6 +7,7 @@ import dspy
 import pytest
 from conftest import CATALOG
 from fake_openai import JSON_SCHEMA_400, FakeOpenAIServer, keeping_responder
+from runs import endpoint_model
 
 from synth_empathy.config import ModelConfig, load_config
 from synth_empathy.lm import PlainAdapter, build_lm, structured_output_mode
@@ -22,8 +23,7 @@ def server(fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 def model_config(server: FakeOpenAIServer, **settings) -> ModelConfig:
-    return ModelConfig(**{"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
-                          "timeout_s": 5, **settings})
+    return endpoint_model(server, **settings)
 
 
 def judge(lm: dspy.LM, meter: UsageMeter | None = None) -> dspy.Prediction:

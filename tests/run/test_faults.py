@@ -7,7 +7,7 @@ import time
 import dspy
 import pytest
 from fake_openai import FakeOpenAIServer
-from runs import records, responder, run_config
+from runs import endpoint_model, records, responder, run_config
 
 from synth_empathy.config import ModelConfig
 from synth_empathy.errors import RunError
@@ -23,8 +23,7 @@ def server(fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
 
 
 def model_config(server: FakeOpenAIServer, **settings) -> ModelConfig:
-    return ModelConfig(**{"backend": "openai", "model": "m", "api_base": server.base_url, "backoff_s": 0.01,
-                          "timeout_s": 2, **settings})
+    return endpoint_model(server, **{"timeout_s": 2, **settings})
 
 
 def ask(lm: dspy.LM, meter: UsageMeter | None = None) -> list[str]:
