@@ -20,8 +20,8 @@ def judge_caveat(models: dict[str, str | None]) -> str | None:
     grades its own work. Either way "kept" means "passed the pipeline", not "good".
     """
     judge, generator = models.get("judge"), models.get("generator")
-    how = ("name a capable judge with --judge-model (and --judge-backend openai|litellm, or [judge] in the config), "
-           "then run `synth-empathy filter` or generate again")
+    how = ("name a capable judge with --judge-model (with [judge] backend = \"openai\" or \"litellm\" in --config "
+           "when the generator runs locally), then run `synth-empathy filter` or generate again")
     if judge and judge.endswith(EMBEDDED_MODEL_NAME):
         return (f"the judge is the embedded {EMBEDDED_MODEL_NAME} model, too small to judge empathy: its scores, and "
                 f"so what was kept, are not evidence of quality; {how}")
