@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from synth_empathy.corpus.store import (
     REJECTED_FILE,
     as_dialogue,
     iter_jsonl,
-    one_outcome_per_seed,
 )
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Manifest
@@ -49,8 +48,49 @@ class Corpus:
     unreadable: int = 0  # records skipped by a lenient read
 
 
-def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
-    """Read DIR/dialogues.jsonl, DIR/rejected.jsonl and DIR/manifest.json.
+@dataclass
+class CorpusStream:
+    """An output directory read one record at a time, for passes whose memory must not grow with the corpus
+    (the card a run writes at its end, `stats`). `dialogues()` streams each seed's first kept record, counting
+    the lenient read's skipped lines in `unreadable`; `rejections()` then gives each other seed's latest
+    rejection (the rule of `store.Tally`: a retried seed leaves its failed attempts behind), each reduced by
+    `keep` to what the caller needs."""
+
+    path: Path
+    strict: bool = True
+    manifest: Manifest | None = None
+    unreadable: int = 0
+    _kept_ids: set[str] = field(default_factory=set)
+
+    def dialogues(self) -> Iterator[Dialogue]:
+        self._kept_ids.clear()
+        self.unreadable = 0
+        kept = self.path / KEPT_FILE
+        for i, record in enumerate(_records(kept, self.strict), 1):
+            dialogue = as_dialogue(record)
+            if isinstance(dialogue, str):
+                if self.strict:
+                    raise UserError(f"{kept} record {i} is not a synth-empathy dialogue: {dialogue}")
+                self.unreadable += 1
+            elif dialogue.id not in self._kept_ids:  # a folder written twice before the lock holds copies
+                self._kept_ids.add(dialogue.id)
+                yield dialogue
+
+    def rejections(self, keep: Callable[[dict], dict] = lambda r: r) -> list[dict]:
+        """Call after `dialogues()` has run to its end: a rejection of a seed that was kept is not counted."""
+        latest: dict[object, dict] = {}
+        for r in _records(self.path / REJECTED_FILE, self.strict):
+            if not isinstance(r, dict):
+                continue
+            seed_id = r.get("id") if isinstance(r.get("id"), str) else id(r)  # a line without an id stands alone
+            if seed_id not in self._kept_ids:
+                latest.pop(seed_id, None)  # re-insert, so the order is that of the latest outcomes
+                latest[seed_id] = keep(r)
+        return list(latest.values())
+
+
+def stream_corpus(corpus_dir: Path, *, strict: bool = True) -> CorpusStream:
+    """An output directory's manifest now and its records as they are iterated.
 
     strict: a missing directory or dialogues.jsonl, or a record that is not a dialogue, raises
     UserError (the commands); lenient skips bad records and counts them (the card, which must
@@ -59,40 +99,36 @@ def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise UserError(f"corpus directory {corpus_dir} does not exist")
-    kept = corpus_dir / KEPT_FILE
-    if strict and not kept.is_file():
+    if strict and not (corpus_dir / KEPT_FILE).is_file():
         raise UserError(f"{corpus_dir} holds no {KEPT_FILE}; give the output directory of a generate or filter run")
-    if strict:
-        dialogues = read_dialogues(kept)
-        unreadable = 0
-    else:
-        read = [as_dialogue(record) for record in _lenient_records(kept)]
-        dialogues = [d for d in read if isinstance(d, Dialogue)]
-        unreadable = len(read) - len(dialogues)
-    rejected = corpus_dir / REJECTED_FILE
-    records = (iter_jsonl(rejected) if strict else _lenient_records(rejected)) if rejected.is_file() else []
-    rejections = [r for r in records if isinstance(r, dict)]
     try:
         manifest = read_manifest(corpus_dir) if (corpus_dir / MANIFEST_FILE).is_file() else None
     except UserError:
         if strict:
             raise
         manifest = None
-    dialogues, rejections = one_outcome_per_seed(dialogues, rejections)
-    return Corpus(corpus_dir, dialogues, rejections, manifest, unreadable)
+    return CorpusStream(corpus_dir, strict, manifest)
 
 
-def _lenient_records(path: Path) -> Iterable[Any]:
+def read_corpus(corpus_dir: Path, *, strict: bool = True) -> Corpus:
+    """Read DIR/dialogues.jsonl, DIR/rejected.jsonl and DIR/manifest.json whole (see `stream_corpus`)."""
+    stream = stream_corpus(corpus_dir, strict=strict)
+    dialogues = list(stream.dialogues())
+    return Corpus(stream.path, dialogues, stream.rejections(), stream.manifest, stream.unreadable)
+
+
+def _records(path: Path, strict: bool) -> Iterator[Any]:
     if not path.is_file():
-        return []
-    out = []
+        return
+    if strict:
+        yield from iter_jsonl(path)
+        return
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                out.append(json.loads(line))
+                yield json.loads(line)
             except (ValueError, RecursionError):  # a torn or foreign line: the lenient read skips it
                 continue
-    return out
 
 
 def read_any_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue]:

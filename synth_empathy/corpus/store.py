@@ -107,21 +107,6 @@ class Tally:
                 if GENERATION_FAILED in reasons and self.failures[i] < max_attempts}
 
 
-def one_outcome_per_seed(dialogues: list[Dialogue], rejections: list[dict]) -> tuple[list[Dialogue], list[dict]]:
-    """The rule of `Tally` for readers: a seed's first kept record, else its latest rejection (a retried
-    seed leaves its failed attempts in rejected.jsonl; a folder written twice before the lock holds copies)."""
-    kept: dict[str, Dialogue] = {}
-    for d in dialogues:
-        kept.setdefault(d.id, d)
-    latest: dict[object, dict] = {}
-    for r in rejections:
-        seed_id = r.get("id") if isinstance(r.get("id"), str) else id(r)  # a line without an id stands alone
-        if seed_id not in kept:
-            latest.pop(seed_id, None)  # re-insert, so the order is that of the latest outcomes
-            latest[seed_id] = r
-    return list(kept.values()), list(latest.values())
-
-
 def tally_records(out_dir: Path) -> Tally:
     """Read the ids, counts and rejection reasons of the records in `out_dir` once (not the dialogues' text)."""
     tally = Tally()

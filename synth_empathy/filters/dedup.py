@@ -19,6 +19,7 @@ How one batch is deduplicated (``find_duplicates``):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -662,10 +663,13 @@ class DedupGate:
         self.index = DedupIndex(config)
         self._lock = threading.Lock()
 
-    def add_kept(self, dialogues: Sequence[Dialogue]) -> None:
-        """Dialogues kept earlier (a resumed run), in one batch: the vectorized signature path."""
-        with self._lock:
-            self.index.add_many([d.id for d in dialogues], [dialogue_text(d, self.config.scope) for d in dialogues])
+    def add_kept(self, dialogues: Iterable[Dialogue], batch: int = 1024) -> None:
+        """Dialogues kept earlier (a resumed run), streamed in batches: the vectorized signature path, without
+        holding every dialogue at once."""
+        stream = iter(dialogues)
+        while chunk := list(itertools.islice(stream, batch)):
+            with self._lock:
+                self.index.add_many([d.id for d in chunk], [dialogue_text(d, self.config.scope) for d in chunk])
 
     def check(self, dialogue: Dialogue) -> Rejection | None:
         return self._duplicate(dialogue, admit=False)

@@ -134,7 +134,6 @@ def normalized_entropy(values: Iterable[str] | Counter[str], support: int | None
 def coverage(seeds: Iterable[Seed], catalog: Catalog) -> dict[str, float | int]:
     """How much of the plausible scenario space a plan (or a finished corpus) covers; one pass over `seeds`,
     which may be a stream (`iter_plan`)."""
-    cells = plausible_cells(catalog)
     emotions: Counter[str] = Counter()
     problems: Counter[str] = Counter()
     personas: Counter[str] = Counter()
@@ -146,6 +145,13 @@ def coverage(seeds: Iterable[Seed], catalog: Catalog) -> dict[str, float | int]:
         problems[s.problem_type] += 1
         personas[s.persona.id] += 1
         seen.add((s.emotion, s.problem_type))
+    return coverage_of_counts(emotions, problems, personas, seen, total, catalog)
+
+
+def coverage_of_counts(emotions: Counter[str], problems: Counter[str], personas: Counter[str], seen: set[Cell],
+                       total: int, catalog: Catalog) -> dict[str, float | int]:
+    """`coverage` of seeds already counted by emotion, problem type, persona and (emotion, problem) cell."""
+    cells = plausible_cells(catalog)
     covered = seen & set(cells)
     n_personas = len(catalog.personas)
     return {

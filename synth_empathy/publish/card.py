@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from synth_empathy.corpus.read import read_corpus
+from synth_empathy.corpus.read import stream_corpus
 from synth_empathy.corpus.store import CARD_FILE
 from synth_empathy.publish.human_agreement import card_section, headline
 from synth_empathy.publish.stats import SCORE_METRICS, stats_for_corpus
@@ -276,7 +276,7 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 
 def render_card(out_dir: Path, manifest: Manifest) -> str:
     """The card of an output directory; it reads leniently, so a stray bad line never breaks a run's last step."""
-    corpus = read_corpus(Path(out_dir), strict=False)
+    corpus = stream_corpus(Path(out_dir), strict=False)  # streamed: a run's last step costs no memory per dialogue
     corpus.manifest = manifest
     return render_card_from_stats(stats_for_corpus(corpus), manifest)
 

@@ -434,7 +434,7 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
     result.families = {name: len({family(d) for d in ds}) for name, ds in splits.items()}
     catalog, note = catalog_for(corpus.manifest)
     stats = corpus_stats(dialogues, corpus.rejections, corpus.manifest, catalog, note)
-    stats["counts"] = count_summary(corpus.dialogues, corpus.rejections, corpus.manifest)
+    stats["counts"] = count_summary(len(corpus.dialogues), len(corpus.rejections), corpus.manifest)
     card = render_card_from_stats(
         stats, corpus.manifest, front_matter_extra=_hub_front_matter(splits),
         export_section=_export_section("hf", result, len(corpus.dialogues), selection, ratios, seed),

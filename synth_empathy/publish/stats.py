@@ -1,9 +1,10 @@
 """Statistics of a finished corpus, shared by the data card, the HTML report and `synth-empathy stats`.
 
-Everything here is a pure function over records (kept `Dialogue`s, rejected records as dicts, the
-`Manifest`) returning plain JSON-ready values, except `read_corpus` and `catalog_for`, the two edges
-that read files. `corpus_stats` puts the pieces together into the one dict that `stats --json`
-prints and that the card and the report render.
+Everything here works on records (kept `Dialogue`s, rejected records as dicts, the `Manifest`) and returns
+plain JSON-ready values, except `stats_for_dir` and `catalog_for`, the two edges that read files.
+`CorpusPass` gathers every figure in one pass over the records, so a corpus can be streamed from disk
+(`corpus.read.stream_corpus`); its result is the one dict that `stats --json` prints and that the card and
+the report render.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_empathy.corpus.read import Corpus, read_corpus
+from synth_empathy.corpus.read import Corpus, CorpusStream, stream_corpus
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dialogue_text
 from synth_empathy.publish.human_agreement import format_text
@@ -74,8 +75,7 @@ def histogram(values: Iterable[float], bins: Sequence[int] = SCORE_BINS) -> list
     return counts
 
 
-def count_summary(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping], manifest: Manifest | None) -> dict:
-    kept, rejected = len(dialogues), len(rejections)
+def count_summary(kept: int, rejected: int, manifest: Manifest | None) -> dict:
     planned = manifest.counts.get("planned") if manifest else None
     return {
         "planned": planned,
@@ -86,7 +86,7 @@ def count_summary(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping], 
     }
 
 
-def rejection_breakdown(rejections: Sequence[Mapping]) -> dict[str, Any]:
+def rejection_breakdown(rejections: Iterable[Mapping]) -> dict[str, Any]:
     """Rejected records by stage, by reason code, and by reason inside each stage (a record may give several)."""
     by_stage: Counter[str] = Counter()
     by_reason: Counter[str] = Counter()
@@ -105,121 +105,50 @@ def rejection_breakdown(rejections: Sequence[Mapping]) -> dict[str, Any]:
     }
 
 
-def _rejected_scores(rejections: Sequence[Mapping]) -> list[dict]:
-    out = []
-    for r in rejections:
-        scores = (r.get("dialogue") or {}).get("scores")
-        if isinstance(scores, dict):
-            out.append(scores)
-    return out
+def slim_rejection(record: Mapping) -> dict:
+    """What the statistics read of a rejected record: its stage, reasons and (judge rejections) scores."""
+    scores = (record.get("dialogue") or {}).get("scores") if isinstance(record.get("dialogue"), dict) else None
+    return {"stage": record.get("stage", "unknown"), "reasons": record.get("reasons"),
+            "dialogue": {"scores": scores} if isinstance(scores, dict) else {}}
 
 
-def score_summary(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping] = ()) -> dict[str, Any]:
-    """Judge scores of kept dialogues and of rejected ones that were scored (the judge's own rejections)."""
-    kept = [d.scores.model_dump() for d in dialogues if d.scores is not None]
-    rejected = _rejected_scores(rejections)
-    out: dict[str, Any] = {"bins": list(SCORE_BINS), "scored_kept": len(kept), "scored_rejected": len(rejected)}
-    for metric in SCORE_METRICS:
-        k = [float(s[metric]) for s in kept if s.get(metric) is not None]
-        r = [float(s[metric]) for s in rejected if s.get(metric) is not None]
-        out[metric] = {"kept": summary(k) | {"histogram": histogram(k)},
-                       "rejected": summary(r) | {"histogram": histogram(r)}}
-    for metric in EPITOME_METRICS:
-        out[metric] = summary([float(s[metric]) for s in kept if s.get(metric) is not None])
-    failures: Counter[str] = Counter()
-    for s in kept:
-        failures.update(name for name, flagged in (s.get("failures") or {}).items() if flagged)
-    out["failures_kept"] = dict(failures.most_common())
-    return out
-
-
-def distributions(dialogues: Sequence[Dialogue]) -> dict[str, dict[str, int]]:
-    """How kept dialogues spread over emotions, problem types, strategies, personas and endings."""
-    counters: dict[str, Counter[str]] = {k: Counter() for k in (
-        "emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending")}
-    for d in dialogues:
-        s = d.seed
-        counters["emotion"][s.emotion] += 1
-        counters["problem_type"][s.problem_type] += 1
-        counters["persona"][s.persona.id] += 1
-        counters["age_band"][s.persona.age_band] += 1
-        counters["life_stage"][s.persona.life_stage] += 1
-        counters["domain"][s.situation.domain] += 1
-        counters["ending"][d.ending] += 1
-        counters["strategy"].update(t.strategy for t in d.turns if t.role == "supporter" and t.strategy)
-    return {k: dict(c.most_common()) for k, c in counters.items()}
-
-
-def cell_counts(dialogues: Sequence[Dialogue]) -> Counter[tuple[str, str]]:
+def cell_counts(dialogues: Iterable[Dialogue]) -> Counter[tuple[str, str]]:
     """Kept dialogues per (emotion, problem type) cell of the scenario space."""
     return Counter((d.seed.emotion, d.seed.problem_type) for d in dialogues)
-
-
-def coverage_summary(dialogues: Sequence[Dialogue], catalog: Catalog | None, note: str | None = None) -> dict:
-    """graphs.sampler.coverage of the kept seeds; without a catalog, {"skipped": why}."""
-    if catalog is None:
-        return {"skipped": note or "no catalog"}
-    from synth_empathy.graphs.sampler import coverage
-
-    return {k: round(v, 4) if isinstance(v, float) else v
-            for k, v in coverage([d.seed for d in dialogues], catalog).items()}
-
-
-def length_summary(dialogues: Sequence[Dialogue]) -> dict[str, Any]:
-    """Turns per dialogue and words per turn, by role."""
-    turns, exchanges, per_dialogue = [], [], []
-    words_by_role: dict[str, list[int]] = {"seeker": [], "supporter": []}
-    revised = 0
-    for d in dialogues:
-        counts = [len(t.text.split()) for t in d.turns]
-        for t, c in zip(d.turns, counts, strict=True):
-            words_by_role[t.role].append(c)
-        turns.append(len(d.turns))
-        exchanges.append(sum(t.role == "supporter" for t in d.turns))
-        per_dialogue.append(sum(counts))
-        revised += sum(t.revised for t in d.turns if t.role == "supporter")
-    return {
-        "turns_per_dialogue": summary(turns),
-        "exchanges_per_dialogue": summary(exchanges),
-        "exchanges_histogram": {str(k): v for k, v in sorted(Counter(exchanges).items())},
-        "words_per_seeker_turn": summary(words_by_role["seeker"]),
-        "words_per_supporter_turn": summary(words_by_role["supporter"]),
-        "words_per_dialogue": summary(per_dialogue),
-        "total_words": sum(per_dialogue),
-        "revised_supporter_turns": revised,
-        "crisis_dialogues": sum(d.crisis for d in dialogues),
-    }
-
-
-def intensity_trajectory(dialogues: Sequence[Dialogue]) -> list[dict[str, Any]]:
-    """Mean seeker intensity (0-10) at each seeker turn: does talking it through bring it down?"""
-    by_turn: dict[int, list[int]] = {}
-    for d in dialogues:
-        for i, value in enumerate(seeker_intensities(d)):
-            by_turn.setdefault(i + 1, []).append(value)
-    return [{"turn": i, "n": len(v), "mean": round(sum(v) / len(v), 3)} for i, v in sorted(by_turn.items())]
 
 
 def seeker_intensities(dialogue: Dialogue) -> list[int]:
     return [t.intensity for t in dialogue.turns if t.role == "seeker" and t.intensity is not None]
 
 
-def distinct_n(texts: Iterable[str], n: int) -> float | None:
-    """Distinct n-grams over all n-grams across the texts (Li et al. 2016); None when there are none."""
-    return distinct_ns(texts, (n,))[n]
+class DistinctNgrams:
+    """distinct-n (Li et al. 2016) for several n, fed one text at a time (each tokenized once)."""
+
+    def __init__(self, ns: Sequence[int] = (1, 2)) -> None:
+        self.totals = dict.fromkeys(ns, 0)
+        self.seen: dict[int, set[tuple[str, ...]]] = {n: set() for n in ns}
+
+    def add(self, text: str) -> None:
+        w = words(text)
+        for n, seen in self.seen.items():
+            grams = list(ngrams(w, n))
+            self.totals[n] += len(grams)
+            seen.update(grams)
+
+    def result(self) -> dict[int, float | None]:
+        return {n: round(len(self.seen[n]) / total, 4) if total else None for n, total in self.totals.items()}
 
 
 def distinct_ns(texts: Iterable[str], ns: Sequence[int] = (1, 2)) -> dict[int, float | None]:
-    """distinct-n for several n in one pass over the texts (each tokenized once)."""
-    totals = dict.fromkeys(ns, 0)
-    seen: dict[int, set[tuple[str, ...]]] = {n: set() for n in ns}
+    """Distinct n-grams over all n-grams across the texts, for each n; None when there are none."""
+    counter = DistinctNgrams(ns)
     for text in texts:
-        w = words(text)
-        for n in ns:
-            grams = list(ngrams(w, n))
-            totals[n] += len(grams)
-            seen[n].update(grams)
-    return {n: round(len(seen[n]) / totals[n], 4) if totals[n] else None for n in ns}
+        counter.add(text)
+    return counter.result()
+
+
+def distinct_n(texts: Iterable[str], n: int) -> float | None:
+    return distinct_ns(texts, (n,))[n]
 
 
 def self_similarity(texts: Sequence[str], sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> dict:
@@ -234,14 +163,181 @@ def self_similarity(texts: Sequence[str], sample_size: int = SELF_SIMILARITY_SAM
             "max_jaccard": round(max(pairs), 4) if pairs else None}
 
 
-def diversity(dialogues: Sequence[Dialogue], sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> dict:
-    supporter = (t.text for d in dialogues for t in d.turns if t.role == "supporter")
-    distinct = distinct_ns(supporter, (1, 2))
-    return {
-        "distinct_1": distinct[1],
-        "distinct_2": distinct[2],
-        "self_similarity": self_similarity([dialogue_text(d, "dialogue") for d in dialogues], sample_size, seed),
-    }
+class _Reservoir:
+    """A seeded uniform sample of a stream of unknown length (Vitter's algorithm R), kept in stream order."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seen, self.rng = size, 0, random.Random(seed)
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, item: str) -> None:
+        if len(self.items) < self.size:
+            self.items.append((self.seen, item))
+        elif (j := self.rng.randrange(self.seen + 1)) < self.size:
+            self.items[j] = (self.seen, item)
+        self.seen += 1
+
+    def sample(self) -> list[str]:
+        return [item for _, item in sorted(self.items)]
+
+
+_DISTRIBUTIONS = ("emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending")
+
+
+class CorpusPass:
+    """Every statistic of a corpus, gathered in one pass over its records: memory grows with the distinct
+    values seen (and distinct-n's n-gram sets), never with the dialogues' text, so the card of a 100,000-dialogue
+    run costs what the card of a small one does. `add` each kept dialogue, `reject` each rejected record."""
+
+    def __init__(self, sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> None:
+        self.kept = 0
+        self.rejections: list[dict] = []
+        self.scores: list[dict[str, Any]] = []
+        self.counters: dict[str, Counter[str]] = {k: Counter() for k in _DISTRIBUTIONS}
+        self.cells: Counter[tuple[str, str]] = Counter()
+        self.turns: list[int] = []
+        self.exchanges: list[int] = []
+        self.words_per_dialogue: list[int] = []
+        self.words_by_role: dict[str, list[int]] = {"seeker": [], "supporter": []}
+        self.revised = 0
+        self.crisis = 0
+        self.intensity_by_turn: dict[int, list[int]] = {}
+        self.distinct = DistinctNgrams((1, 2))
+        self.sample = _Reservoir(sample_size, seed)
+        self.sample_size, self.seed = sample_size, seed
+        self.models: dict[str, set[str]] = {"generator": set(), "judge": set()}
+        self.programs: dict[str, set[str]] = {}
+        self.fingerprints: set[str] = set()
+        self.created: list[str] = []
+
+    def add(self, d: Dialogue) -> None:
+        self.kept += 1
+        if d.scores is not None:
+            self.scores.append(d.scores.model_dump(exclude={"rationale"}))
+        s = d.seed
+        for name, value in (("emotion", s.emotion), ("problem_type", s.problem_type), ("persona", s.persona.id),
+                            ("age_band", s.persona.age_band), ("life_stage", s.persona.life_stage),
+                            ("domain", s.situation.domain), ("ending", d.ending)):
+            self.counters[name][value] += 1
+        self.cells[(s.emotion, s.problem_type)] += 1
+        counts = [len(t.text.split()) for t in d.turns]
+        for t, c in zip(d.turns, counts, strict=True):
+            self.words_by_role[t.role].append(c)
+            if t.role == "supporter":
+                self.distinct.add(t.text)
+                self.revised += t.revised
+                if t.strategy:
+                    self.counters["strategy"][t.strategy] += 1
+        self.turns.append(len(d.turns))
+        self.exchanges.append(sum(t.role == "supporter" for t in d.turns))
+        self.words_per_dialogue.append(sum(counts))
+        self.crisis += d.crisis
+        for i, value in enumerate(seeker_intensities(d), 1):
+            self.intensity_by_turn.setdefault(i, []).append(value)
+        self.sample.add(dialogue_text(d, "dialogue"))
+        p = d.provenance
+        self.models["generator"].add(p.generator_model)
+        if p.judge_model:
+            self.models["judge"].add(p.judge_model)
+        self.fingerprints.add(p.config_fingerprint)
+        for name, v in p.program_versions.items():
+            self.programs.setdefault(name, set()).add(v)
+        self.created.append(p.created)
+
+    def reject(self, record: Mapping) -> None:
+        self.rejections.append(slim_rejection(record))
+
+    def result(self, manifest: Manifest | None = None, catalog: Catalog | None = None,
+               catalog_note: str | None = None) -> dict[str, Any]:
+        """The `stats --json` dict."""
+        return {
+            "dialogues": self.kept,
+            "counts": count_summary(self.kept, len(self.rejections), manifest),
+            "rejections": rejection_breakdown(self.rejections),
+            "scores": self._scores(),
+            "distributions": {k: dict(c.most_common()) for k, c in self.counters.items()},
+            "coverage": self._coverage(catalog, catalog_note),
+            "lengths": self._lengths(),
+            "intensity_by_turn": [{"turn": i, "n": len(v), "mean": round(sum(v) / len(v), 3)}
+                                  for i, v in sorted(self.intensity_by_turn.items())],
+            "diversity": self._diversity(),
+            "usage": usage_summary(manifest, self.kept),
+            "provenance": self._provenance(manifest),
+            "human_agreement": manifest.human_agreement if manifest else None,  # from `synth-empathy calibrate`
+        }
+
+    def _scores(self) -> dict[str, Any]:
+        """Judge scores of kept dialogues and of rejected ones that were scored (the judge's own rejections)."""
+        kept = self.scores
+        rejected = [r["dialogue"]["scores"] for r in self.rejections if r["dialogue"].get("scores")]
+        out: dict[str, Any] = {"bins": list(SCORE_BINS), "scored_kept": len(kept), "scored_rejected": len(rejected)}
+        for metric in SCORE_METRICS:
+            k = [float(s[metric]) for s in kept if s.get(metric) is not None]
+            r = [float(s[metric]) for s in rejected if s.get(metric) is not None]
+            out[metric] = {"kept": summary(k) | {"histogram": histogram(k)},
+                           "rejected": summary(r) | {"histogram": histogram(r)}}
+        for metric in EPITOME_METRICS:
+            out[metric] = summary([float(s[metric]) for s in kept if s.get(metric) is not None])
+        failures: Counter[str] = Counter()
+        for s in kept:
+            failures.update(name for name, flagged in (s.get("failures") or {}).items() if flagged)
+        out["failures_kept"] = dict(failures.most_common())
+        return out
+
+    def _coverage(self, catalog: Catalog | None, note: str | None) -> dict[str, Any]:
+        """graphs.sampler.coverage of the kept seeds; without a catalog, {"skipped": why}."""
+        if catalog is None:
+            return {"skipped": note or "no catalog"}
+        from synth_empathy.graphs.sampler import coverage_of_counts
+
+        measured = coverage_of_counts(self.counters["emotion"], self.counters["problem_type"],
+                                      self.counters["persona"], set(self.cells), self.kept, catalog)
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in measured.items()}
+
+    def _lengths(self) -> dict[str, Any]:
+        """Turns per dialogue and words per turn, by role."""
+        return {
+            "turns_per_dialogue": summary(self.turns),
+            "exchanges_per_dialogue": summary(self.exchanges),
+            "exchanges_histogram": {str(k): v for k, v in sorted(Counter(self.exchanges).items())},
+            "words_per_seeker_turn": summary(self.words_by_role["seeker"]),
+            "words_per_supporter_turn": summary(self.words_by_role["supporter"]),
+            "words_per_dialogue": summary(self.words_per_dialogue),
+            "total_words": sum(self.words_per_dialogue),
+            "revised_supporter_turns": self.revised,
+            "crisis_dialogues": self.crisis,
+        }
+
+    def _diversity(self) -> dict[str, Any]:
+        distinct = self.distinct.result()
+        return {"distinct_1": distinct[1], "distinct_2": distinct[2],
+                "self_similarity": self_similarity(self.sample.sample(), self.sample_size, self.seed)}
+
+    def _provenance(self, manifest: Manifest | None) -> dict[str, Any]:
+        """Models, program versions, config, versions and dates: from the manifest, completed by the records."""
+        models = {role: set(names) for role, names in self.models.items()}
+        fingerprints = set(self.fingerprints)
+        created = sorted(self.created)
+        cfg = manifest.config if manifest else {}
+        if manifest:
+            for role in ("generator", "judge"):
+                if manifest.models.get(role):
+                    models[role].add(manifest.models[role])
+            fingerprints.add(manifest.config_fingerprint)
+        return {
+            "generator_models": sorted(models["generator"]),
+            "judge_models": sorted(models["judge"]),
+            "program_versions": {k: sorted(v) for k, v in sorted(self.programs.items())},
+            "config_fingerprints": sorted(fingerprints),
+            "package_version": manifest.package_version if manifest else None,
+            "versions": dict(manifest.versions) if manifest else {},
+            "seed": cfg.get("seed"),
+            "license": cfg.get("license"),
+            "created": manifest.created if manifest else (created[0] if created else None),
+            "finished": manifest.finished if manifest else None,
+            "first_dialogue": created[0] if created else None,
+            "last_dialogue": created[-1] if created else None,
+        }
 
 
 def _cost(obj: Any) -> float | None:
@@ -269,70 +365,33 @@ def usage_summary(manifest: Manifest | None, kept: int = 0) -> dict[str, Any]:
             "cost_usd": _cost(manifest)}
 
 
-def provenance_summary(dialogues: Sequence[Dialogue], manifest: Manifest | None) -> dict[str, Any]:
-    """Models, program versions, config, versions and dates: from the manifest, completed by the records."""
-    models: dict[str, set[str]] = {"generator": set(), "judge": set()}
-    programs: dict[str, set[str]] = {}
-    fingerprints: set[str] = set()
-    created = sorted(d.provenance.created for d in dialogues)
-    for d in dialogues:
-        p = d.provenance
-        models["generator"].add(p.generator_model)
-        if p.judge_model:
-            models["judge"].add(p.judge_model)
-        fingerprints.add(p.config_fingerprint)
-        for name, v in p.program_versions.items():
-            programs.setdefault(name, set()).add(v)
-    cfg = manifest.config if manifest else {}
-    if manifest:
-        for role in ("generator", "judge"):
-            if manifest.models.get(role):
-                models[role].add(manifest.models[role])
-        fingerprints.add(manifest.config_fingerprint)
-    return {
-        "generator_models": sorted(models["generator"]),
-        "judge_models": sorted(models["judge"]),
-        "program_versions": {k: sorted(v) for k, v in sorted(programs.items())},
-        "config_fingerprints": sorted(fingerprints),
-        "package_version": manifest.package_version if manifest else None,
-        "versions": dict(manifest.versions) if manifest else {},
-        "seed": cfg.get("seed"),
-        "license": cfg.get("license"),
-        "created": manifest.created if manifest else (created[0] if created else None),
-        "finished": manifest.finished if manifest else None,
-        "first_dialogue": created[0] if created else None,
-        "last_dialogue": created[-1] if created else None,
-    }
-
-
 # ------------------------------------------------------------------ the whole picture
 
 
-def corpus_stats(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping] = (), manifest: Manifest | None = None,
+def corpus_stats(dialogues: Iterable[Dialogue], rejections: Iterable[Mapping] = (), manifest: Manifest | None = None,
                  catalog: Catalog | None = None, catalog_note: str | None = None,
                  sample_size: int = SELF_SIMILARITY_SAMPLE, seed: int = 0) -> dict[str, Any]:
     """Every statistic of a corpus as one JSON-ready dict (the `stats --json` output)."""
-    return {
-        "dialogues": len(dialogues),
-        "counts": count_summary(dialogues, rejections, manifest),
-        "rejections": rejection_breakdown(rejections),
-        "scores": score_summary(dialogues, rejections),
-        "distributions": distributions(dialogues),
-        "coverage": coverage_summary(dialogues, catalog, catalog_note),
-        "lengths": length_summary(dialogues),
-        "intensity_by_turn": intensity_trajectory(dialogues),
-        "diversity": diversity(dialogues, sample_size, seed),
-        "usage": usage_summary(manifest, len(dialogues)),
-        "provenance": provenance_summary(dialogues, manifest),
-        "human_agreement": manifest.human_agreement if manifest else None,  # from `synth-empathy calibrate`
-    }
+    gathered = CorpusPass(sample_size, seed)
+    for d in dialogues:
+        gathered.add(d)
+    for r in rejections:
+        gathered.reject(r)
+    return gathered.result(manifest, catalog, catalog_note)
 
 
-def stats_for_corpus(corpus: Corpus, catalog: Catalog | None = None, catalog_note: str | None = None) -> dict:
-    """corpus_stats of a read corpus, with the catalog its manifest names unless one is given."""
+def stats_for_corpus(corpus: Corpus | CorpusStream, catalog: Catalog | None = None,
+                     catalog_note: str | None = None) -> dict:
+    """corpus_stats of a read (or streamed) corpus, with the catalog its manifest names unless one is given."""
     if catalog is None and catalog_note is None:
         catalog, catalog_note = catalog_for(corpus.manifest)
-    stats = corpus_stats(corpus.dialogues, corpus.rejections, corpus.manifest, catalog, catalog_note)
+    gathered = CorpusPass()
+    streamed = isinstance(corpus, CorpusStream)
+    for d in corpus.dialogues() if streamed else corpus.dialogues:
+        gathered.add(d)
+    for r in corpus.rejections(slim_rejection) if streamed else corpus.rejections:  # after: it skips kept seeds
+        gathered.reject(r)
+    stats = gathered.result(corpus.manifest, catalog, catalog_note)
     stats["corpus"] = str(corpus.path)
     if corpus.unreadable:
         stats["unreadable_records"] = corpus.unreadable
@@ -341,7 +400,7 @@ def stats_for_corpus(corpus: Corpus, catalog: Catalog | None = None, catalog_not
 
 def stats_for_dir(corpus_dir: Path) -> dict[str, Any]:
     """What `synth-empathy stats DIR --json` prints; UserError for a missing dir or dialogues.jsonl."""
-    return stats_for_corpus(read_corpus(Path(corpus_dir)))
+    return stats_for_corpus(stream_corpus(Path(corpus_dir)))
 
 
 # ------------------------------------------------------------------ terminal

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 
 from synth_empathy.config import ModelConfig, Price, RunConfig
 from synth_empathy.errors import UserError
@@ -78,7 +78,7 @@ class BudgetedOutcomes:
     """`make` over seeds on `concurrency` threads, starting each seed only while `budget` allows it; an
     OutcomeSource. After the last outcome it raises BudgetReached from `get` when the cap left seeds unstarted."""
 
-    def __init__(self, make: Callable[[Seed], Outcome], seeds: Sequence[Seed], concurrency: int,
+    def __init__(self, make: Callable[[Seed], Outcome], seeds: Collection[Seed], concurrency: int,
                  budget: Budget) -> None:
         self._budget = budget
         self._seeds: Iterator[Seed] = iter(seeds)

@@ -20,14 +20,14 @@ import dspy
 from synth_empathy.config import ModelConfig, RunConfig
 from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.manifest import build_manifest, now, package_version, read_manifest, write_manifest
-from synth_empathy.corpus.read import read_dialogues
+from synth_empathy.corpus.read import stream_corpus
 from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, CorpusWriter, Tally, tally_records
 from synth_empathy.errors import RunError, UserError, error_detail
 from synth_empathy.filters.dedup import DedupGate
 from synth_empathy.filters.judge import judge_verdict
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
-from synth_empathy.graphs.sampler import plan_for
+from synth_empathy.graphs.sampler import iter_plan
 from synth_empathy.lm import AdaptiveLimiter, PlainAdapter, UsageMeter, build_lm, model_label, structured_output_mode
 from synth_empathy.lm.usage import GENERATOR_STAGES, metering, with_earlier_usage
 from synth_empathy.programs import Programs, load_programs
@@ -145,13 +145,39 @@ class Run:
         return outcome
 
 
-# Starts making `seeds` for `run` and returns where their outcomes arrive, one per seed.
-Executor = Callable[[Run, Sequence[Seed]], OutcomeSource]
+# Starts making `seeds` (sized, iterable: a PendingSeeds) for `run` and returns where their outcomes arrive,
+# one per seed.
+Executor = Callable[[Run, "PendingSeeds"], OutcomeSource]
 
 
-def local_executor(run: Run, seeds: Sequence[Seed]) -> OutcomeSource:
+def local_executor(run: Run, seeds: PendingSeeds) -> OutcomeSource:
     """`run.make` on `concurrency` threads of this process."""
     return ThreadOutcomes(run.make, seeds, run.config.concurrency)
+
+
+class PendingSeeds:
+    """The seeds of a run's plan that its folder does not hold yet, plus those to try again: a sized iterable
+    that draws them from the sampler again on every pass rather than holding the plan, so a large n costs no
+    memory up front. Counting them is one pass over the plan; the ids held are those of the seeds to retry."""
+
+    def __init__(self, catalog: Catalog, config: RunConfig, tally: Tally) -> None:
+        self._catalog, self._config = catalog, config
+        self._done = frozenset(tally.ids)
+        retry = tally.to_retry(config.run.max_attempts)
+        self.planned = 0
+        self.retry: set[str] = set()  # seeds of this plan retried in this run
+        self._count = 0
+        for s in iter_plan(catalog, config):
+            self.planned += 1
+            if s.id in retry:
+                self.retry.add(s.id)
+            self._count += s.id not in self._done or s.id in retry
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Seed]:
+        return (s for s in iter_plan(self._catalog, self._config) if s.id not in self._done or s.id in self.retry)
 
 
 @contextlib.contextmanager
@@ -230,22 +256,20 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         if executor is not None:
             raise UserError("--max-cost runs on the local engine only (not with --engine ray)")
         require_prices(run.prices, {**dict.fromkeys(GENERATOR_STAGES, config.model), "judge": config.judge_model()})
-    seeds = plan_for(run.catalog, config)
     session = Tally()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
         out_dir.mkdir(parents=True, exist_ok=True)
         write_manifest(out_dir, _manifest(run, None, Tally(), session, 0.0))
     writer = CorpusWriter(out_dir)
     tally = tally_records(out_dir)
-    kept_path = out_dir / KEPT_FILE
-    run.gate.add_kept(_first_per_seed(read_dialogues(kept_path)) if kept_path.exists() else [])
-    retry = tally.to_retry(config.run.max_attempts) & {s.id for s in seeds}
-    pending = [s for s in seeds if s.id not in tally.ids or s.id in retry]
+    if (out_dir / KEPT_FILE).exists():
+        run.gate.add_kept(stream_corpus(out_dir).dialogues())
+    pending = PendingSeeds(run.catalog, config, tally)
     budget = None if max_cost is None else Budget(max_cost, lambda: _spent(run, previous), tally.done)
     run.budget = budget
-    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0, to_retry=len(retry)))
+    write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0, to_retry=len(pending.retry)))
     if progress:
-        progress.start(len(seeds) - len(pending), tally, run.meter.calls)
+        progress.start(pending.planned - len(pending), tally, run.meter.calls)
 
     first_error: list[str] = []
 
@@ -261,13 +285,13 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
             on_outcome(outcome)
 
     stop = threading.Event()
+    received = 0
     workers = (BudgetedOutcomes(run.make, pending, config.concurrency, budget) if budget
                else (executor or local_executor)(run, pending))
     interrupted = False
     checkpoint = time.monotonic()
     try:
         with _stop_on_signals(stop):
-            received = 0
             while received < len(pending) and not stop.is_set():
                 try:
                     outcome = workers.get(timeout=0.25)
@@ -278,11 +302,12 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
                 if time.monotonic() - checkpoint > CHECKPOINT_S:
                     checkpoint = time.monotonic()
                     write_manifest(out_dir, _manifest(run, previous, tally, session, time.perf_counter() - started,
-                                                      to_retry=_to_retry(tally, seeds, config)))
+                                                      to_retry=_to_retry(tally, session, pending, config)))
             interrupted = stop.is_set()
             if interrupted:
                 workers.stop()
                 for outcome in already_finished(workers):  # finished before the stop: keep them
+                    received += 1
                     record(outcome)
     except BudgetReached:  # the cap left seeds unstarted: a clean, resumable end
         pass
@@ -293,8 +318,8 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         run.cancel()
         writer.close()
         all_failed = bool(pending) and session.reasons["generation_failed"] == len(pending)
-        to_retry = _to_retry(tally, seeds, config)
-        done = not all_failed and not to_retry and all(s.id in tally.ids for s in seeds)
+        to_retry = _to_retry(tally, session, pending, config)
+        done = not all_failed and not to_retry and received == len(pending)
         manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done,
                              to_retry=to_retry)
         write_manifest(out_dir, manifest)
@@ -330,12 +355,6 @@ def _spent(run: Run, previous: Manifest | None) -> float:
     return sum(u.cost_usd or 0.0 for u in usage.values())
 
 
-def _to_retry(tally: Tally, seeds: Sequence[Seed], config: RunConfig) -> int:
-    return len(tally.to_retry(config.run.max_attempts) & {s.id for s in seeds})
-
-
-def _first_per_seed(dialogues: list[Dialogue]) -> list[Dialogue]:
-    first: dict[str, Dialogue] = {}
-    for d in dialogues:
-        first.setdefault(d.id, d)  # one per seed, even in a folder that two writers doubled before the lock
-    return list(first.values())
+def _to_retry(tally: Tally, session: Tally, pending: PendingSeeds, config: RunConfig) -> int:
+    """Seeds of this plan whose latest generation failed with attempts left: retried ones, or failed this run."""
+    return len(tally.to_retry(config.run.max_attempts) & (pending.retry | session.ids))

@@ -23,7 +23,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +89,14 @@ class RayExecutor:
     def from_config(cls, config: RayConfig, address: str | None = None) -> RayExecutor:
         return cls(address=address or config.address, workers=config.workers, batch_size=config.batch_size)
 
-    def __call__(self, run: Run, seeds: Sequence[Seed]) -> OutcomeSource:
+    def __call__(self, run: Run, seeds: Collection[Seed]) -> OutcomeSource:
         return RayOutcomes(self, run, seeds)
 
 
 class RayOutcomes:
     """The outcomes of one run's seeds as Ray Data returns them, admitted (deduped) on the driver."""
 
-    def __init__(self, executor: RayExecutor, run: Run, seeds: Sequence[Seed]) -> None:
+    def __init__(self, executor: RayExecutor, run: Run, seeds: Collection[Seed]) -> None:
         self._run = run
         self._results: queue.SimpleQueue[dict | Crash] = queue.SimpleQueue()
         self._ready: list[Outcome] = []

@@ -8,9 +8,10 @@ as busy (BENCHMARKS.md), and the programs stay plain synchronous DSPy.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from synth_empathy.schema import Dialogue, Rejection
@@ -122,16 +123,25 @@ class OutcomeSource(Protocol):
 
 
 class ThreadOutcomes:
-    """`make` over seeds on a `Workers` pool of this process, as an OutcomeSource."""
+    """`make` over seeds on a `Workers` pool of this process, as an OutcomeSource. Seeds are drawn from their
+    iterable as outcomes are taken, a few ahead of the threads, so a long plan is never all in the queue."""
 
-    def __init__(self, make: Callable[[In], Outcome], seeds: Sequence[In], concurrency: int) -> None:
+    AHEAD = 2  # seeds queued per thread
+
+    def __init__(self, make: Callable[[In], Outcome], seeds: Collection[In], concurrency: int) -> None:
         self._results: queue.SimpleQueue = queue.SimpleQueue()
-        self._pool: Workers = Workers(make, min(concurrency, len(seeds)), name="dialogue")
-        for seed in seeds:
+        threads = max(1, min(concurrency, len(seeds)))
+        self._pool: Workers = Workers(make, threads, name="dialogue")
+        self._seeds: Iterator[In] = iter(seeds)
+        self._feed(self.AHEAD * threads)
+
+    def _feed(self, count: int) -> None:
+        for seed in itertools.islice(self._seeds, count):
             self._pool.submit(0, seed, self._results)
 
     def get(self, timeout: float) -> Outcome:
         _, value = self._results.get(timeout=timeout)
+        self._feed(1)
         if isinstance(value, Crash):
             raise value.error
         return value
