@@ -60,6 +60,7 @@ class ModelConfig(_Section):
     # local backend: let llama.cpp repack weights into its extra buffer types (AMX, AVX repacks of Q4_0/Q8_0/IQ4_NL).
     # Faster prompt processing for such GGUFs; off because an AMX that a VM advertises but does not enable crashes.
     repack: bool = False
+    threads: int | None = Field(default=None, ge=1, le=512)  # local backend: llama.cpp threads; None = one per CPU
 
     @field_validator("api_key_env")
     @classmethod
@@ -149,7 +150,7 @@ class RunOptions(_Section):
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
     "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True, "run": True,
-    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack",
+    "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack", "threads",
               "structured_output"},
 }
 
@@ -171,6 +172,11 @@ class SamplerConfig(_Section):
         return self
 
 
+# Dialogues in flight on the local engine by default: their calls are decoded together (one batch reads the
+# weights once for all), see lm/batching.py and BENCHMARKS.md. An endpoint's default stays one.
+LOCAL_CONCURRENCY = 4
+
+
 class RunConfig(_Section):
     n: int = Field(default=3, ge=1, le=MAX_N, strict=True)
     seed: int = 0
@@ -190,6 +196,12 @@ class RunConfig(_Section):
     engine: Literal["local", "ray"] = "local"  # threads here, or actors on Ray (run.ray_engine)
     ray: RayConfig = Field(default_factory=RayConfig)
     run: RunOptions = Field(default_factory=RunOptions)
+
+    @model_validator(mode="after")
+    def _local_concurrency(self) -> RunConfig:
+        if "concurrency" not in self.model_fields_set and self.model.backend == "local" and self.engine == "local":
+            self.concurrency = LOCAL_CONCURRENCY
+        return self
 
     def fingerprint(self) -> str:
         """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""

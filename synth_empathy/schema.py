@@ -268,6 +268,8 @@ class Manifest(BaseModel):
     human_agreement: dict | None = None  # judge vs human labels, as `synth-empathy calibrate` computed it
     judge_caveat: str | None = None  # why the judge's scores are no evidence of quality (embedded or self-judge)
     budget: dict | None = None  # under --max-cost: {max_cost_usd, spent_usd, stopped}
+    # The in-process llama.cpp engine, per model file, since it was loaded: prefix cache hits, batch sizes.
+    local_engine: dict[str, dict] | None = None
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

@@ -54,3 +54,12 @@ def test_fingerprint_ignores_n_and_concurrency_but_not_generation_settings():
     assert base.fingerprint() == load_config(None, {"n": 99, "concurrency": 8}).fingerprint()
     assert base.fingerprint() != load_config(None, {"seed": 1}).fingerprint()
     assert base.fingerprint() != load_config(None, {"model": {"temperature": 0.1}}).fingerprint()
+
+
+def test_the_local_backend_runs_several_dialogues_by_default_and_an_endpoint_one():
+    from synth_empathy.config import LOCAL_CONCURRENCY
+
+    assert load_config().concurrency == LOCAL_CONCURRENCY
+    assert load_config(overrides={"concurrency": 1}).concurrency == 1
+    assert load_config(overrides={"model": {"backend": "openai", "model": "m"}}).concurrency == 1
+    assert load_config(overrides={"model": {"threads": 1}}).fingerprint() == load_config().fingerprint()

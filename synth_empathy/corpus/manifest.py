@@ -48,7 +48,8 @@ def build_manifest(config: RunConfig, *, models: dict[str, str | None], planned:
                    usage: dict[str, StageUsage], timings: dict[str, float], created: str,
                    finished: str | None, extra_counts: dict[str, int] | None = None,
                    structured_output: dict[str, str] | None = None,
-                   human_agreement: dict | None = None, budget: dict | None = None) -> Manifest:
+                   human_agreement: dict | None = None, budget: dict | None = None,
+                   local_engine: dict[str, dict] | None = None) -> Manifest:
     """The manifest of an output directory; the cost is known only when every stage that made calls has one."""
     costs = [u.cost_usd for u in usage.values() if u.calls]
     tokens = sum(u.input_tokens + u.output_tokens for u in usage.values())
@@ -70,6 +71,7 @@ def build_manifest(config: RunConfig, *, models: dict[str, str | None], planned:
         human_agreement=human_agreement,  # a resume keeps the calibration
         judge_caveat=judge_caveat(models),
         budget=budget,
+        local_engine=local_engine,
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from pathlib import Path
 
 import dspy
@@ -21,15 +21,30 @@ from synth_empathy.lm.resilient import ResilientEngine
 from synth_empathy.lm.usage import UsageMeter
 
 __all__ = ["AdaptiveLimiter", "Cancelled", "PlainAdapter", "ResilientEngine", "UsageMeter", "build_lm",
-           "endpoint_key", "model_label", "structured_output_mode"]
+           "endpoint_key", "local_engine_stats", "model_label", "structured_output_mode"]
 
 _OPENAI_CHAT = "openai-chat"  # lm15's provider id for "openai/<model>": the Chat Completions API
 
 
-@functools.lru_cache(maxsize=4)
-def _local_engine(path: Path, n_ctx: int, repack: bool) -> LlamaEngine:
-    # Generator and judge on the same GGUF share one loaded model.
-    return LlamaEngine(path, n_ctx=n_ctx, repack=repack)
+# Generator and judge on the same GGUF share one loaded model (and one batch scheduler).
+_LOCAL_ENGINES: dict[tuple, LlamaEngine] = {}
+_LOCAL_ENGINES_LOCK = threading.Lock()
+
+
+def _local_engine(path: Path, n_ctx: int, repack: bool, threads: int | None) -> LlamaEngine:
+    with _LOCAL_ENGINES_LOCK:
+        key = (path, n_ctx, repack, threads)
+        if key not in _LOCAL_ENGINES:
+            _LOCAL_ENGINES[key] = LlamaEngine(path, n_ctx=n_ctx, repack=repack, n_threads=threads)
+        return _LOCAL_ENGINES[key]
+
+
+def local_engine_stats() -> dict[str, dict] | None:
+    """Per loaded local model (by file name): requests, prefix tokens reused, batch sizes; None if none ran."""
+    with _LOCAL_ENGINES_LOCK:
+        engines = list(_LOCAL_ENGINES.values())
+    stats = {engine.model_path.name: engine.stats() for engine in engines if engine.stats()}
+    return stats or None
 
 
 def model_label(config: ModelConfig) -> str:
@@ -69,7 +84,7 @@ def build_lm(config: ModelConfig, temperature: float | None = None,
         if not path.is_file():
             raise UserError(f"model file {path} does not exist (with --backend local, --model is a .gguf path)")
         check_gguf(path)
-        engine = _local_engine(path, config.n_ctx, config.repack)
+        engine = _local_engine(path, config.n_ctx, config.repack, config.threads)
         # In process there is nothing transient to retry; the engine still meters and honours a stop.
         return dspy.LM(
             f"local/{path.stem}", engine=ResilientEngine(engine, limiter=limiter, retries=0, rate_limit_retries=0),

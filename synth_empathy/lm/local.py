@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import importlib.util
+import json
 import os
+import random
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dspy.lm15 import Message, Request, Response, Usage, response_to_events
 
 from synth_empathy.errors import UserError
+from synth_empathy.lm.batching import BatchScheduler, Job
 from synth_empathy.userfiles import reading
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,6 +32,13 @@ STRUCTURED_MIN_TOKENS = 400
 # llama.cpp's schema-to-grammar conversion ignores minimum/maximum; a small integer range
 # becomes an enum, which the grammar does enforce.
 MAX_ENUM_RANGE = 100
+LLAMA_DEFAULT_SEED = 0xFFFFFFFF
+# Requests decoded together, and KV sequences: those in flight plus cached prompts to reuse prefixes from.
+MAX_BATCH = 8
+N_SEQ = 32
+# The KV pool holds the requests in flight and the cached prompts: n_ctx (one request's limit) times this.
+# With 1x, four dialogues in flight left room for about one cached predictor prompt and reuse thrashed.
+KV_POOL_FACTOR = 2
 
 
 def embedded_model_path() -> Path:
@@ -38,17 +52,17 @@ def embedded_model_path() -> Path:
     return path
 
 
-# llama-cpp-python fills the model parameters from llama_model_default_params() inside Llama(...) and takes no
-# argument for the ones below, so the defaults are overridden for the duration of one load (under a lock).
-_PARAMS_LOCK = threading.Lock()
+# llama-cpp-python fills the model and context parameters from llama_model_default_params() and
+# llama_context_default_params() inside Llama(...) and takes no argument for the ones below, so the
+# defaults are overridden for the duration of one load (under a lock).
+_PARAMS_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def model_param_overrides(**overrides: Any) -> Iterator[None]:
-    """Load a Llama with these llama_model_params fields changed (e.g. use_extra_bufts=False)."""
+def _default_overrides(factory: str, overrides: dict[str, Any]) -> Iterator[None]:
     from llama_cpp import llama_cpp as capi
 
-    default = capi.llama_model_default_params
+    default = getattr(capi, factory)
 
     def params():
         out = default()
@@ -57,11 +71,21 @@ def model_param_overrides(**overrides: Any) -> Iterator[None]:
         return out
 
     with _PARAMS_LOCK:
-        capi.llama_model_default_params = params
+        setattr(capi, factory, params)
         try:
             yield
         finally:
-            capi.llama_model_default_params = default
+            setattr(capi, factory, default)
+
+
+def model_param_overrides(**overrides: Any) -> contextlib.AbstractContextManager[None]:
+    """Load a Llama with these llama_model_params fields changed (e.g. use_extra_bufts=False)."""
+    return _default_overrides("llama_model_default_params", overrides)
+
+
+def context_param_overrides(**overrides: Any) -> contextlib.AbstractContextManager[None]:
+    """Load a Llama with these llama_context_params fields changed (e.g. n_seq_max=32, kv_unified=True)."""
+    return _default_overrides("llama_context_default_params", overrides)
 
 
 GGUF_MAGIC = b"GGUF"
@@ -94,11 +118,187 @@ def grammar_schema(schema: Any) -> Any:
     return schema
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """One request's sampler settings; the chain is the one llama-cpp-python's Llama._init_sampler builds."""
+
+    temperature: float
+    seed: int
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.15
+    grammar: Any = None  # a LlamaGrammar
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema_json: str | None) -> Any:
+    # The signatures' schemas repeat. Converting one to GBNF takes about 0.1 ms, so this saves little; the
+    # grammar's real cost is in sampling (about 7 ms a token over the whole vocabulary, in llama.cpp).
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if schema_json is not None:
+        try:
+            return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        except Exception:  # noqa: BLE001 - as create_chat_completion: a schema it cannot convert gets plain JSON
+            pass
+    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
+class _PromptCaptured(Exception):
+    def __init__(self, tokens: list[int], stop: list[str]):
+        self.tokens, self.stop = tokens, stop
+
+
+class _PromptOnly:
+    """Stands in for the Llama in its chat handler: the handler renders and tokenizes the chat, then asks
+    for a completion, which this records instead of running. So the prompt and stop strings are exactly
+    those create_chat_completion uses for this GGUF's chat format."""
+
+    verbose = False
+
+    def __init__(self, llama: Any):
+        self._llama = llama
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return self._llama.tokenize(text, add_bos=add_bos, special=special)
+
+    def create_completion(self, *, prompt: list[int], stop: Any = None, **_: Any) -> Any:
+        stop = [stop] if isinstance(stop, str) else list(stop or [])
+        raise _PromptCaptured(list(prompt), stop)
+
+
+@dataclass
+class _JobSampler:
+    chain: Any  # LlamaSampler: penalties, top-k/p, min-p, temperature, dist (or greedy)
+    grammar: Any = None  # LlamaSampler holding only the request's grammar
+
+
+class LlamaCppBackend:
+    """The batching.Backend over one llama.cpp context with several sequences in a unified KV cache.
+
+    lazy_grammar: sample a token without the grammar and check only that token against it, constraining the
+    whole vocabulary only when it fails (llama.cpp's own `common_sampler_sample` with grammar_first = false).
+    Applying a JSON grammar to all 49k candidates costs more than decoding the token on a 135M model, and
+    most sampled tokens pass. A valid token is kept with its own probability and an invalid draw is replaced
+    by a constrained one, so the draw follows the grammar-constrained distribution (up to where top-k/top-p
+    cut the vocabulary: before the grammar here, after it on the eager path).
+    """
+
+    def __init__(self, llama: Any, n_seq: int, lazy_grammar: bool = True):
+        from llama_cpp import llama_cpp as capi
+        from llama_cpp._internals import LlamaBatch, LlamaTokenDataArray
+
+        self._capi = capi
+        self.llama = llama
+        self.n_ctx = llama.n_ctx()
+        self.n_batch = llama.n_batch
+        self.n_seq = n_seq
+        self.lazy_grammar = lazy_grammar
+        self._vocab = llama._model.vocab
+        self._n_vocab = llama.n_vocab()
+        self._batch = LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._memory = capi.llama_get_memory(llama.ctx)
+        self._piece = ctypes.create_string_buffer(64)
+        self._candidates = LlamaTokenDataArray(n_vocab=self._n_vocab)
+        self._one = LlamaTokenDataArray(n_vocab=1)
+        self.grammar_checks = 0
+        self.grammar_resamples = 0
+
+    def decode(self, entries: list[tuple[int, int, int, bool]]) -> int:
+        batch = self._batch.batch
+        for i, (token, pos, seq, logits) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = logits
+        batch.n_tokens = len(entries)
+        return self._capi.llama_decode(self.llama.ctx, batch)
+
+    def sample(self, sampler: _JobSampler, index: int) -> int:
+        capi = self._capi
+        if sampler.grammar is None:
+            return capi.llama_sampler_sample(sampler.chain.sampler, self.llama.ctx, index)
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(capi.llama_get_logits_ith(self.llama.ctx, index), shape=(self._n_vocab,))
+        cur = self._candidates
+        cur.copy_logits(logits)
+        capi.llama_sampler_apply(sampler.chain.sampler, ctypes.byref(cur.candidates))
+        token = int(cur.candidates_data.id[cur.candidates.selected])
+        self.grammar_checks += 1
+        one = self._one
+        one.candidates_data.id[0], one.candidates_data.logit[0], one.candidates_data.p[0] = token, 1.0, 0.0
+        one.candidates.size, one.candidates.sorted = 1, False
+        capi.llama_sampler_apply(sampler.grammar.sampler, ctypes.byref(one.candidates))
+        if not np.isfinite(one.candidates_data.logit[0]):  # the grammar forbids it: constrain, then sample
+            self.grammar_resamples += 1
+            cur.copy_logits(logits)
+            capi.llama_sampler_apply(sampler.grammar.sampler, ctypes.byref(cur.candidates))
+            capi.llama_sampler_apply(sampler.chain.sampler, ctypes.byref(cur.candidates))
+            token = int(cur.candidates_data.id[cur.candidates.selected])
+        capi.llama_sampler_accept(sampler.grammar.sampler, token)
+        capi.llama_sampler_accept(sampler.chain.sampler, token)
+        return token
+
+    def make_sampler(self, sampling: Sampling) -> _JobSampler:
+        from llama_cpp._internals import LlamaSampler
+
+        chain = LlamaSampler()
+        chain.add_penalties(n_vocab=self._n_vocab, penalty_last_n=self.llama.last_n_tokens_size,
+                            penalty_repeat=sampling.repeat_penalty, penalty_freq=0.0, penalty_present=0.0)
+        grammar = None
+        if sampling.grammar is not None:
+            if self.lazy_grammar:
+                grammar = LlamaSampler()
+                grammar.add_grammar(self.llama._model, sampling.grammar)
+            else:
+                chain.add_grammar(self.llama._model, sampling.grammar)
+        if sampling.temperature < 0:
+            chain.add_dist(sampling.seed)
+        elif sampling.temperature == 0:
+            chain.add_greedy()
+        else:
+            chain.add_top_k(sampling.top_k)
+            chain.add_typical(1.0, 1)
+            chain.add_top_p(sampling.top_p, 1)
+            chain.add_min_p(sampling.min_p, 1)
+            chain.add_temp(sampling.temperature)
+            chain.add_dist(sampling.seed)
+        return _JobSampler(chain, grammar)
+
+    def is_eog(self, token: int) -> bool:
+        return self._capi.llama_vocab_is_eog(self._vocab, token)
+
+    def piece(self, token: int) -> bytes:
+        n = self._capi.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        if n < 0:
+            return self.llama.detokenize([token])
+        return self._piece.raw[:n]
+
+    def seq_cp(self, src: int, dst: int, n: int) -> None:
+        self._capi.llama_memory_seq_cp(self._memory, src, dst, 0, n)
+
+    def seq_rm(self, seq: int, p0: int) -> None:
+        self._capi.llama_memory_seq_rm(self._memory, seq, p0, -1)
+
+
 class LlamaEngine:
     """A dspy engine (complete(Request) -> Response) over llama-cpp-python.
 
     A JSON-schema response_format becomes a llama.cpp grammar, so every structured answer
-    parses even on a 135M model. Calls are serialized: one llama.cpp context is not thread-safe.
+    parses even on a 135M model. Calls from any number of threads meet in one BatchScheduler:
+    they are decoded together in one llama.cpp context (a sequence each), and every prompt
+    starts from the longest prefix already evaluated (see batching.py).
+
+    Args:
+        n_ctx: most prompt + answer tokens of one request; the KV cache shared by the requests in flight
+            and the cached prompts holds KV_POOL_FACTOR times that.
+        max_batch: most requests decoded together (1: one at a time, still reusing prefixes).
+        reuse: reuse evaluated prefixes.
+        lazy_grammar: check a sampled token against the grammar instead of constraining every candidate
+            first (see LlamaCppBackend).
 
     Example:
         >>> import dspy
@@ -106,7 +306,8 @@ class LlamaEngine:
         >>> lm = dspy.LM("local/smollm2", engine=engine, async_engine=AsyncLlamaEngine(engine), cache=False)
     """
 
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, repack: bool = False):
+    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, repack: bool = False,
+                 max_batch: int = MAX_BATCH, reuse: bool = True, lazy_grammar: bool = True):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise UserError(f"model file {self.model_path} does not exist")
@@ -116,21 +317,66 @@ class LlamaEngine:
         # SIGILL in the AMX matmul, and the shipped Q4_1 model is not repacked anyway.
         self.repack = repack
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.max_batch = max_batch
+        self.reuse = reuse
+        self.lazy_grammar = lazy_grammar
+        self._backend: LlamaCppBackend | None = None
         self._llama = None
-        self._lock = threading.Lock()
+        self._scheduler: BatchScheduler | None = None
+        self._load_lock = threading.Lock()
+        self._seed_lock = threading.Lock()
+        self._seed = LLAMA_DEFAULT_SEED
 
     def _model(self):
-        if self._llama is None:
-            from llama_cpp import Llama
+        with self._load_lock:
+            if self._llama is None:
+                from llama_cpp import Llama
 
-            try:
-                with model_param_overrides(use_extra_bufts=self.repack):
-                    self._llama = Llama(
-                        model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-                    )
-            except ValueError as exc:
-                raise UserError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+                try:
+                    # One KV pool for the sequences in flight and the cached prompts (unified). Flash attention:
+                    # without it every decode attends over all used cells, other sequences' included (masked),
+                    # and a full cache made decoding about 2x slower in benchmarks/bench_local.py.
+                    with model_param_overrides(use_extra_bufts=self.repack), \
+                            context_param_overrides(n_seq_max=N_SEQ, kv_unified=True):
+                        llama = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx * KV_POOL_FACTOR,
+                                      n_threads=self.n_threads,
+                                      n_threads_batch=self.n_threads, flash_attn=True, verbose=False)
+                except ValueError as exc:
+                    raise UserError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+                self._backend = LlamaCppBackend(llama, N_SEQ, lazy_grammar=self.lazy_grammar)
+                self._scheduler = BatchScheduler(self._backend, max_batch=self.max_batch,
+                                                 reuse=self.reuse, max_request_tokens=self.n_ctx)
+                self._llama = llama
         return self._llama
+
+    def stats(self) -> dict[str, Any]:
+        """Cache hits, prefix tokens reused, decode calls and batch sizes since the model was loaded."""
+        if self._scheduler is None:
+            return {}
+        grammar = {"lazy_grammar": self.lazy_grammar}
+        if self._backend is not None and self.lazy_grammar:
+            grammar |= {"grammar_checks": self._backend.grammar_checks,
+                        "grammar_resamples": self._backend.grammar_resamples}
+        return {"max_batch": self.max_batch, "reuse": self.reuse, "n_ctx": self.n_ctx, **grammar,
+                **self._scheduler.stats()}
+
+    def _next_seed(self) -> int:
+        # The seed chain llama-cpp-python follows when a call names none.
+        with self._seed_lock:
+            self._seed = random.Random(self._seed).randint(0, 2**32)
+            return self._seed
+
+    def _prompt(self, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+        from llama_cpp import llama_chat_format
+
+        llama = self._model()
+        handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
+                   or llama_chat_format.get_chat_completion_handler(llama.chat_format))
+        try:
+            handler(llama=_PromptOnly(llama), messages=messages)
+        except _PromptCaptured as captured:
+            return captured.tokens, captured.stop
+        raise RuntimeError(f"the chat handler of {self.model_path.name} did not ask for a completion")
 
     def complete(self, request: Request) -> Response:
         messages: list[dict[str, str]] = []
@@ -139,35 +385,30 @@ class LlamaEngine:
             messages.append({"role": "system", "content": system})
         messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
         config = request.config
-        kwargs: dict[str, Any] = {
-            "temperature": 0.7 if config.temperature is None else config.temperature,
-            "max_tokens": config.max_tokens or 256,
-            "repeat_penalty": 1.15,
-        }
-        if config.top_p is not None:
-            kwargs["top_p"] = config.top_p
-        if config.seed is not None:
-            kwargs["seed"] = config.seed
-        if config.stop:
-            kwargs["stop"] = list(config.stop)
+        prompt, stops = self._prompt(messages)
+        max_tokens = config.max_tokens or 256
+        grammar = None
         fmt = config.response_format
         if fmt is not None:
             schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
-            kwargs["response_format"] = {"type": "json_object"}
-            kwargs["max_tokens"] = max(kwargs["max_tokens"], STRUCTURED_MIN_TOKENS)
-            if schema is not None:
-                kwargs["response_format"]["schema"] = grammar_schema(schema)
-        with self._lock:
-            out = self._model().create_chat_completion(messages=messages, **kwargs)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        finish = choice.get("finish_reason") or "stop"
+            grammar = _grammar(None if schema is None else json.dumps(grammar_schema(schema)))
+            max_tokens = max(max_tokens, STRUCTURED_MIN_TOKENS)
+        sampling = Sampling(
+            temperature=0.7 if config.temperature is None else config.temperature,
+            seed=self._next_seed() if config.seed is None else config.seed,
+            top_p=0.95 if config.top_p is None else config.top_p,
+            grammar=grammar,
+        )
+        job = Job(prompt=prompt, sampling=sampling, max_tokens=max_tokens,
+                  stop=[s.encode("utf-8") for s in [*(config.stop or []), *stops]])
+        assert self._scheduler is not None
+        self._scheduler.run(job)
         return Response(
-            id=out.get("id"),
+            id=f"cmpl-{uuid.uuid4()}",
             model=self.model_path.name,
-            message=Message.assistant(choice["message"].get("content") or ""),
-            finish_reason=finish if finish in ("stop", "length") else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+            message=Message.assistant(job.text.decode("utf-8", errors="ignore")),
+            finish_reason="length" if job.finish_reason == "length" else "stop",
+            usage=Usage(input_tokens=len(prompt), output_tokens=len(job.output), cache_read_tokens=job.reused),
         )
 
     def stream(self, request: Request):

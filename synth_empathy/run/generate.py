@@ -28,7 +28,15 @@ from synth_empathy.filters.judge import judge_verdict
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import iter_plan
-from synth_empathy.lm import AdaptiveLimiter, PlainAdapter, UsageMeter, build_lm, model_label, structured_output_mode
+from synth_empathy.lm import (
+    AdaptiveLimiter,
+    PlainAdapter,
+    UsageMeter,
+    build_lm,
+    local_engine_stats,
+    model_label,
+    structured_output_mode,
+)
 from synth_empathy.lm.usage import GENERATOR_STAGES, metering, with_earlier_usage
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.publish.card import write_card
@@ -346,7 +354,8 @@ def _manifest(run: Run, previous: Manifest | None, tally: Tally, session: Tally,
                           structured_output={"generator": structured_output_mode(run.config.model),
                                              "judge": structured_output_mode(run.config.judge_model())},
                           human_agreement=previous.human_agreement if previous else None,
-                          budget=run.budget.record() if run.budget else None)
+                          budget=run.budget.record() if run.budget else None,
+                          local_engine=local_engine_stats())
 
 
 def _spent(run: Run, previous: Manifest | None) -> float:
