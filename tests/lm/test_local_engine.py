@@ -67,6 +67,7 @@ def test_concurrent_requests_are_batched_and_answer_well_formed(engine):
     # strict=False: llama-cpp-python's grammar for a bounded string lets raw control characters through.
     data = json.loads(structured.message.text, strict=False)
     assert set(data) == {"mood", "score"} and 0 <= data["score"] <= 10
+    assert engine.stats()["grammar_checks"] >= structured.usage.output_tokens  # the lazy grammar path ran
     after = engine.stats()["batch_sizes"]
     assert any(size >= 2 and after[size] > before.get(size, 0) for size in after)
 
