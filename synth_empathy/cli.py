@@ -38,7 +38,16 @@ MODEL_FLAGS: dict[str, Any] = {
 }
 # Where each flag lands in the RunConfig, so a bad value is reported by its flag.
 FLAG_SETTINGS = {"--backend": "model.backend", "--model": "model.model", "--api-base": "model.api_base",
-                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine"}
+                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine",
+                 "--language": "run.language"}
+
+
+def language_setting(flag: str) -> str | dict[str, float]:
+    """--language es is one language; es,en,zh an even mix (a config file can weigh a mix: {es = 2, en = 1})."""
+    codes = [c.strip() for c in flag.split(",") if c.strip()]
+    if len(codes) != len(set(codes)):
+        raise UserError(f"--language names a language twice: {flag}")
+    return codes[0] if len(codes) == 1 else dict.fromkeys(codes, 1.0)
 
 
 @dataclass
@@ -148,6 +157,8 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
     max_cost: MaxCostOpt = None,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What the dialogues are written in: es, or es,en,zh for a mix (default en).")] = None,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -162,6 +173,8 @@ def generate(
         settings["dialogue"] = {"keep_drafts": True}
     if ray_address is not None:
         settings["ray"] = {"address": ray_address}
+    if language is not None:
+        settings["run"] = {"language": language_setting(language)}
     cfg = flags.run_config(**settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")

@@ -156,6 +156,7 @@ class Seed(_Strict):
     problem_type: str
     intensity: int = Field(ge=0, le=10)
     source: str = "catalog"
+    language: str = "en"  # ISO 639-1: what the seeker and supporter speak (synth_empathy.languages)
 
 
 class Critique(_Strict):

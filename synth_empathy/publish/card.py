@@ -13,6 +13,7 @@ import yaml
 
 from synth_empathy.corpus.read import read_corpus
 from synth_empathy.corpus.store import CARD_FILE
+from synth_empathy.languages import LANGUAGES
 from synth_empathy.publish.human_agreement import card_section, headline
 from synth_empathy.publish.stats import SCORE_METRICS, stats_for_corpus
 from synth_empathy.publish.stats import format_number as _num
@@ -54,6 +55,13 @@ def _distribution(counts: Mapping[str, int], header: str, total: int | None = No
         rest = sum(v for _, v in items[TOP:])
         rows.append((f"({len(items) - TOP} more)", rest, _pct(rest / total) if total else "n/a"))
     return _table((header, "count", "share"), rows)
+
+
+def _languages(counts: Mapping[str, int]) -> str:
+    named = {f"{code} ({LANGUAGES[code].name})" if code in LANGUAGES else code: n for code, n in counts.items()}
+    return ("What the seeker and the supporter speak (the persona and scenario catalogs are English). Words are "
+            "counted as written; in Chinese and Japanese each character counts as a word and dedup compares "
+            "character n-grams.\n\n" + _distribution(named, "language"))
 
 
 def _bar(count: int, peak: int, width: int = 24) -> str:
@@ -142,11 +150,13 @@ def _versions(versions: Mapping[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"
 
 
-def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = None) -> str:
+def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = None,
+                  languages: Sequence[str] = ("en",)) -> str:
     # A serializer, not string formatting: the license comes from the user's config and must stay one value.
     size = ("n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000
             else "100K<n<1M")
-    meta = {"license": license_id.lower(), "language": ["en"], "task_categories": ["text-generation"],
+    meta = {"license": license_id.lower(), "language": list(languages) or ["en"],
+            "task_categories": ["text-generation"],
             "tags": ["synthetic", "empathy", "emotional-support", "dialogue"], "size_categories": [size],
             "pretty_name": "Synthetic empathetic dialogues", **(extra or {})}
     return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n"
@@ -175,7 +185,7 @@ def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, 
     rejection_rows = [(stage, rej["by_stage"][stage], ", ".join(f"{r} ({n})" for r, n in reasons.items()))
                       for stage, reasons in rej["by_stage_reason"].items()]
     sim = stats["diversity"]["self_similarity"]
-    return f"""{_front_matter(license_id, kept, front_matter_extra)}
+    return f"""{_front_matter(license_id, kept, front_matter_extra, sorted(dist.get("language") or {}))}
 # Synthetic empathetic dialogues
 
 {kept:,} multi-turn emotional-support conversations between a help-seeker and a supporter, made by
@@ -254,6 +264,9 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Endings
 
 {_distribution(dist["ending"], "ending")}
+### Languages
+
+{_languages(dist.get("language") or {})}
 ### Turns and lengths
 
 {_lengths(stats["lengths"])}

@@ -21,7 +21,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dialogue_text
 from synth_empathy.publish.human_agreement import format_text
 from synth_empathy.schema import Dialogue, Manifest
-from synth_empathy.text import jaccard, ngrams, shingles, words
+from synth_empathy.text import jaccard, ngrams, shingles, word_count, words
 
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
@@ -134,11 +134,12 @@ def score_summary(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping] =
 
 
 def distributions(dialogues: Sequence[Dialogue]) -> dict[str, dict[str, int]]:
-    """How kept dialogues spread over emotions, problem types, strategies, personas and endings."""
+    """How kept dialogues spread over emotions, problem types, strategies, personas, endings and languages."""
     counters: dict[str, Counter[str]] = {k: Counter() for k in (
-        "emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending")}
+        "emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending", "language")}
     for d in dialogues:
         s = d.seed
+        counters["language"][s.language] += 1
         counters["emotion"][s.emotion] += 1
         counters["problem_type"][s.problem_type] += 1
         counters["persona"][s.persona.id] += 1
@@ -171,7 +172,7 @@ def length_summary(dialogues: Sequence[Dialogue]) -> dict[str, Any]:
     words_by_role: dict[str, list[int]] = {"seeker": [], "supporter": []}
     revised = 0
     for d in dialogues:
-        counts = [len(t.text.split()) for t in d.turns]
+        counts = [word_count(t.text) for t in d.turns]
         for t, c in zip(d.turns, counts, strict=True):
             words_by_role[t.role].append(c)
         turns.append(len(d.turns))
