@@ -23,7 +23,8 @@ GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 7, "rationale":
 
 def spanish_prose(seed: int = 0):
     rng = random.Random(seed)
-    things = "el alquiler|mi hermana|el almacén|la noche|el turno|el dinero|la llamada|mi jefe|la carta|la cocina".split("|")
+    things = ("el alquiler|mi hermana|el almacén|la noche|el turno|el dinero|la llamada|mi jefe|la carta|"
+              "la cocina").split("|")
     return lambda messages: ("No puedo dejar de pensar en " + " y en ".join(rng.sample(things, 4))
                              + ", y me siento muy cansada.")
 
