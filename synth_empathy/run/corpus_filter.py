@@ -20,6 +20,7 @@ from synth_empathy.corpus.store import KEPT_FILE, CorpusWriter, Tally
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
+from synth_empathy.filters.pii import corpus_pii
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.lm import PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.batch import BATCH_FILE, batch_price
@@ -162,7 +163,7 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
                               planned=len(dialogues), tally=tally,
                               usage=with_earlier_usage(meter.snapshot(), {}, prices),
                               timings={"filter_s": round(time.perf_counter() - started, 2)}, created=created,
-                              finished=now())
+                              finished=now(), pii=corpus_pii(kept))
     write_manifest(out_dir, manifest)
     write_card(out_dir, manifest)
     return manifest, sweep
