@@ -111,6 +111,9 @@ class DedupConfig(_Section):
     num_perm: int = Field(default=128, ge=16, le=1024)
     ngram: int = Field(default=3, ge=1, le=10)
     scope: Literal["dialogue", "supporter"] = "dialogue"
+    # After MinHash, paraphrases by embedding cosine (the `semantic` extra; `filter` and `dedup`, not `generate`).
+    semantic: bool = False
+    semantic_threshold: float = Field(default=0.85, gt=0, le=1)  # see "Semantic dedup" in BENCHMARKS.md
 
 
 RuleName = Literal["turn_count", "turn_length", "truncated", "roles", "repetition", "role_leakage", "placeholders",
@@ -173,6 +176,15 @@ _RUNTIME_ONLY: dict[str, Any] = {
 }
 
 
+# Settings added after runs were first fingerprinted: left out of the fingerprint at their default, so a run made
+# before they existed keeps its fingerprint and still resumes.
+_ADDED_LATER: dict[str, dict[str, Any]] = {
+    "run": {"language": DEFAULT_LANGUAGE},
+    "dedup": {"semantic": False, "semantic_threshold": 0.85},
+    "rules": {"min_script_share": 0.5},
+}
+
+
 class SamplerConfig(_Section):
     """Weights per emotion / problem type (default 1). A cell's weight is the product of its emotion's and
     problem type's: 0 leaves the cell out, 2 visits it twice per round of the plan."""
@@ -213,8 +225,12 @@ class RunConfig(_Section):
     def fingerprint(self) -> str:
         """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""
         data = self.model_dump(mode="json", exclude=_RUNTIME_ONLY)
-        if data["run"] == {"language": DEFAULT_LANGUAGE}:
-            del data["run"]  # an English run keeps the fingerprint it had before runs had a language
+        for section, defaults in _ADDED_LATER.items():
+            for key, default in defaults.items():
+                if data[section].get(key) == default:
+                    del data[section][key]
+            if not data[section]:
+                del data[section]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

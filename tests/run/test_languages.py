@@ -77,14 +77,16 @@ def test_an_english_reply_in_a_spanish_run_is_the_wrong_language(tmp_path, small
     assert manifest.rejection_reasons.get("wrong_language") == 2
 
 
-def test_english_prompts_and_ids_are_what_they_were_before_runs_had_a_language(tmp_path, small_catalog_overrides):
+def test_english_prompts_and_fingerprints_are_what_they_were_before_runs_had_a_language(tmp_path,
+                                                                                       small_catalog_overrides):
     _, generator = _run(tmp_path, small_catalog_overrides, varied_prose(), n=1)
     assert not any("never in English" in p for p in _prose_prompts(generator))
-    english = load_config(None, small_catalog_overrides)
-    assert english.fingerprint() == load_config(None, {**small_catalog_overrides,
-                                                        "run": {"max_attempts": 5}}).fingerprint()
-    assert english.fingerprint() != load_config(None, {**small_catalog_overrides,
-                                                        "run": {"language": "es"}}).fingerprint()
+    # The fingerprint of these settings before languages, semantic dedup and min_script_share existed: a run made
+    # then still resumes.
+    dirs = {"personas_dir": "/p", "scenarios_dir": "/s"}
+    assert load_config(None, dirs).fingerprint() == "d93afcf7fa352797"
+    assert load_config(None, {**dirs, "run": {"language": "es"}}).fingerprint() != "d93afcf7fa352797"
+    assert load_config(None, {**dirs, "dedup": {"semantic": True}}).fingerprint() != "d93afcf7fa352797"
 
 
 def test_a_mixed_run_gives_the_seeds_their_languages_in_turn_and_keeps_english_ids(small_catalog_overrides):
