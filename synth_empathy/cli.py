@@ -357,6 +357,8 @@ def filter_cmd(
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What an imported corpus is written in, for the language check (default en).")] = None,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -364,7 +366,7 @@ def filter_cmd(
     check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    cfg = flags.run_config()
+    cfg = flags.run_config(**({"run": {"language": language}} if language is not None else {}))
     if dry_run:
         from synth_empathy.run.dry_run import estimate_filter
 

@@ -129,7 +129,9 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
     judge_config = config.judge_model()
     judge_label = judge_label or model_label(judge_config)
     started, created = time.perf_counter(), now()
-    dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
+    # An imported corpus is in the run's language; a mixed setting names no one language, so it is read as English.
+    language = config.run.language if isinstance(config.run.language, str) else "en"
+    dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl", language=language)
     meter = UsageMeter()
     passed, rejected = apply_rules(dialogues, config)
     if config.dedup.enabled:

@@ -120,3 +120,18 @@ def test_an_unknown_language_flag_is_one_sentence_and_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["generate", "-n", "1", "--out", str(tmp_path / "o"), "--language", "klingon"])
     assert result.exit_code == 2
     assert "--language 'klingon' is not a supported language" in result.output
+
+
+def test_filter_reads_an_imported_corpus_in_the_language_it_is_given(tmp_path):
+    from synth_empathy.run.corpus_filter import run_filter
+
+    prose = chinese_prose(1)
+    source = tmp_path / "chats.jsonl"
+    source.write_text("".join(json.dumps({"id": f"c{i}", "messages": [
+        {"role": "user", "content": prose([])}, {"role": "assistant", "content": prose([])}]}, ensure_ascii=False)
+        + "\n" for i in range(3)), encoding="utf-8")
+    for code, kept in (("zh", 3), ("en", 0)):
+        manifest, _ = run_filter(load_config(None, {"run": {"language": code}}), source, tmp_path / code,
+                                 judge_lm=scripted_lm(ScriptedEngine(structured=GOOD_JUDGE)))
+        assert manifest.counts["kept"] == kept, manifest.rejection_reasons
+    assert manifest.rejection_reasons == {"not_english": 3}
