@@ -396,14 +396,20 @@ in training reappears in evaluation.
 | --- | ---: | ---: |
 {rows}
 
-Personal data: {result.pii.summary() if result.pii else "not checked (--pii off)"}. Names are not checked: no
-maintained PyPI package ships an NER model.
+{_pii_line(result.pii)} Names are not checked: no maintained PyPI package ships an NER model.
 
 Columns: `messages` (system/user/assistant, ready for a chat template; the supporter is the assistant),
 `turns` (role, text, ESConv strategy, seeker intensity), seed fields (`emotion`, `problem_type`, `situation`,
 `domain`, `persona_id`, `intensity`, `family`), judge scores (`sensibility`, `rationality`, `er`, `ip`, `ex`),
 models, and `record`, the full dialogue as JSON.
 """
+
+
+def _pii_line(report: PiiReport | None) -> str:
+    if report is None:
+        return "Personal data was not checked (--pii off)."
+    line = report.summary()
+    return f"{line[0].upper()}{line[1:]}."
 
 
 HF_FILES = """\
