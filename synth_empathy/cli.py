@@ -366,7 +366,7 @@ def filter_cmd(
     check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    cfg = flags.run_config(**({"run": {"language": language}} if language is not None else {}))
+    cfg = flags.run_config(**({"run": {"language": language_setting(language)}} if language is not None else {}))
     if dry_run:
         from synth_empathy.run.dry_run import estimate_filter
 

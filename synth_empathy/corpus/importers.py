@@ -755,10 +755,10 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     labels: dict[str, tuple[str, str]] = {}  # new problem type id -> (label, dataset)
     dialogues: dict[str, Dialogue] = {}
     extra_bad: dict[int, list[BadRow]] = {}
-    sources = _sources(results)
+    entries = _sources(results)
     for i, res in enumerate(results):
         for s in res.situations:
-            situations.setdefault(s.id, s.model_copy(update={"source": sources[i].id}))
+            situations.setdefault(s.id, s.model_copy(update={"source": entries[i].id}))
             if s.problem_type not in known:
                 labels.setdefault(s.problem_type, (res.problem_type_labels.get(s.problem_type, s.problem_type),
                                                    DATASET_NAMES.get(res.fmt, res.fmt)))
@@ -782,7 +782,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     doc: dict[str, Any] = {}
     if new_types:
         doc["problem_types"] = new_types
-    doc["sources"] = [src.model_dump(mode="json") for src in sources]
+    doc["sources"] = [src.model_dump(mode="json") for src in entries]
     doc["situations"] = [s.model_dump(mode="json", exclude_defaults=True) for s in situations.values()]
     sources = ", ".join(f"{Path(r.source).name} ({r.fmt})" for r in results)
     header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {now()}.\n"
