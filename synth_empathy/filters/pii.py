@@ -127,7 +127,7 @@ def mask_pii(text: str, spans: Sequence[PiiSpan]) -> str:
 class PiiReport:
     """What a pass found: spans by entity type, how many records carried any, which were dropped."""
 
-    mode: str
+    mode: PiiMode
     records: int = 0
     records_with_pii: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -137,6 +137,13 @@ class PiiReport:
         self.records += 1
         self.records_with_pii += bool(spans)
         self.counts.update(s.entity for s in spans)
+
+    def absorb(self, other: PiiReport) -> None:
+        """Add another pass's findings to this one (the same corpus's other records)."""
+        self.records += other.records
+        self.records_with_pii += other.records_with_pii
+        self.counts.update(other.counts)
+        self.dropped += other.dropped
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "records": self.records, "records_with_pii": self.records_with_pii,

@@ -455,13 +455,16 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
 
 
 def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelection, out: Path,
-               system_prompt: str) -> ExportResult:
+               system_prompt: str, pii: PiiReport) -> ExportResult:
     """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.publish.dpo)."""
     from synth_empathy.publish.dpo import preference_pairs
     from synth_empathy.review.labels import LABELS, read_labels
 
     rejected = [d for r in corpus.rejections if r.get("dialogue") and selection.accepts(d := Dialogue.model_validate(
         r["dialogue"]))]
+    # The rejected side of a pair is text too: it gets the same pass as the chosen dialogues, into the same report.
+    rejected, rejected_pii = pii_pass(rejected, pii.mode)
+    pii.absorb(rejected_pii)
     pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
     if not pairs:
         raise UserError(f"{corpus.path} holds no preference pairs: no supporter turn edited in "
@@ -539,7 +542,7 @@ def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, select
     if not chosen:
         raise UserError(f"every selected dialogue in {corpus_dir} carries personal data, and --pii drop left none")
     if fmt == "dpo":
-        result = _write_dpo(corpus, chosen, selection, out, system_prompt)
+        result = _write_dpo(corpus, chosen, selection, out, system_prompt, pii_report)
         result.pii = pii_report if pii != "off" else None
         return result
     trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]

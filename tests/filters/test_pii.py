@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from synth_empathy.cli import app
 from synth_empathy.filters.pii import find_pii, mask_pii, pii_pass
+from synth_empathy.schema import Critique, Draft
 
 LEAKY = ("I feel so alone since the move. Write to ana.perez@example.org or call +34 612 345 678 tonight. "
          "I'm @ana_lonely online, at 221B Baker Street, card 4111 1111 1111 1111, see https://example.com/me.")
@@ -95,3 +96,20 @@ def test_export_masks_before_writing_and_says_what_it_found(tmp_path, small_cata
     assert result.exit_code == 0, result.output
     assert "personal data (mask): 1 of 1 records" in result.output
     assert "ana.perez@example.org" not in out.read_text() and "[EMAIL]" in out.read_text()
+
+
+def test_a_dpo_export_masks_the_drafts_it_pairs_too(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    leaky = make_dialogue([GOOD_TEXTS[0], "Write to me at ana.perez@example.org any time.", *GOOD_TEXTS[2:]],
+                          ident="leaky")
+    critique = Critique(er=0, ip=1, ex=0, failures=["linguistic_distancing"], feedback="Speak to them.")
+    revised = leaky.turns[1].model_copy(update={"revised": True, "drafts": [
+        Draft(text="Email me, ana.perez@example.org.", critique=critique)]})
+    leaky = leaky.model_copy(update={"turns": [leaky.turns[0], revised, *leaky.turns[2:]]})
+    (corpus / "dialogues.jsonl").write_text(leaky.model_dump_json() + "\n", encoding="utf-8")
+    out = tmp_path / "pairs.jsonl"
+    result = CliRunner().invoke(app, ["export", str(corpus), "--format", "dpo", "--out", str(out), "--pii", "mask"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "ana.perez@example.org" not in text and text.count("[EMAIL]") == 2  # the draft and the revision
