@@ -416,6 +416,9 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     lines.append(f"lengths       {_num(lengths['turns_per_dialogue']['mean'], 1)} turns a dialogue, "
                  f"{_num(lengths['words_per_supporter_turn']['mean'], 1)} words a supporter turn, "
                  f"{_num(lengths['words_per_seeker_turn']['mean'], 1)} a seeker turn")
+    languages = stats["distributions"].get("language") or {}
+    if languages:
+        lines.append("languages     " + ", ".join(f"{code} {n:,}" for code, n in languages.items()))
     lines.append("")
     usage = stats["usage"]
     total = usage["total"]
