@@ -300,7 +300,8 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         done = not all_failed and not to_retry and all(s.id in tally.ids for s in seeds)
         manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done,
                              to_retry=to_retry)
-        manifest.pii = corpus_pii(_first_per_seed(read_dialogues(kept_path)) if kept_path.exists() else [])
+        if done:  # a finished corpus only: an interrupted run stops at once (the scan imports presidio and spaCy)
+            manifest.pii = corpus_pii(_first_per_seed(read_dialogues(kept_path)) if kept_path.exists() else [])
         write_manifest(out_dir, manifest)
         write_card(out_dir, manifest)
         if progress:
