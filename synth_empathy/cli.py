@@ -359,6 +359,8 @@ def filter_cmd(
     dry_run: DryRunOpt = False,
     language: Annotated[str | None, typer.Option(
         "--language", help="What an imported corpus is written in, for the language check (default en).")] = None,
+    source_license: Annotated[str, typer.Option(
+        "--source-license", help="An imported corpus's licence, which the data card states.")] = "unknown",
     *,
     flags: ModelFlags,
 ) -> None:
@@ -372,7 +374,8 @@ def filter_cmd(
 
         typer.echo(estimate_filter(cfg, source, batch_price=batch).table())
         return
-    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll)
+    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll,
+                                 source_license=source_license)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))

@@ -824,14 +824,20 @@ def _sources(results: Sequence[ImportResult]) -> list[Source]:
     """One Source per result, its id the file's name (numbered when two files share one)."""
     out: list[Source] = []
     for r in results:
-        base = slug(Path(r.source).stem) or r.fmt
-        sid, n = base, 1
+        entry = source_entry(r.source, r.fmt, r.license)
+        sid, n = entry.id, 1
         while any(src.id == sid for src in out):
             n += 1
-            sid = f"{base}_{n}"
-        out.append(Source(id=sid, file=Path(r.source).name, format=r.fmt, dataset=DATASET_NAMES.get(r.fmt, r.fmt),
-                          license=r.license, imported=now()))
+            sid = f"{entry.id}_{n}"
+        out.append(entry.model_copy(update={"id": sid}))
     return out
+
+
+def source_entry(path: str | Path, fmt: str, license: str = "unknown") -> Source:
+    """The Source a dataset file is recorded as: id from its name, the dataset its format is, its licence."""
+    path = Path(path)
+    return Source(id=slug(path.stem) or fmt, file=path.name, format=fmt, dataset=DATASET_NAMES.get(fmt, fmt),
+                  license=license.strip() or "unknown", imported=now())
 
 
 def _label(pid: str, label: str) -> str:

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import GOOD_TEXTS, make_dialogue
 from scripted import ScriptedEngine, scripted_lm, varied_prose
 from typer.testing import CliRunner
 
@@ -77,3 +78,24 @@ def test_the_embedded_models_terms_are_known():
 
     assert model_terms("local:SmolLM2-135M-Instruct.Q4_1.gguf").startswith("Apache-2.0")
     assert model_terms("openai:some-model") is None
+
+
+def test_filter_credits_an_imported_corpus_under_its_licence_and_not_its_own_records(tmp_path, data_dir):
+    from synth_empathy.run.corpus_filter import run_filter
+
+    judge = scripted_lm(ScriptedEngine(structured=GOOD_JUDGE))
+    source = data_dir / "import" / "messages_sample.jsonl"
+    manifest, _ = run_filter(load_config(None, {}), source, tmp_path / "f1", judge_lm=judge,
+                             source_license="CC-BY-SA-4.0")
+    assert [(s.id, s.file, s.license) for s in manifest.sources] == [
+        ("messages_sample", "messages_sample.jsonl", "CC-BY-SA-4.0")]
+    assert "| messages_sample | messages_sample.jsonl | a chat dataset | CC-BY-SA-4.0 |" in (
+        tmp_path / "f1" / "README.md").read_text()
+    # Its filtered records still come from that dataset: filtered again, they are credited again (licence unknown
+    # unless given); records generated from the catalog credit nothing.
+    again, _ = run_filter(load_config(None, {}), tmp_path / "f1" / "dialogues.jsonl", tmp_path / "f2", judge_lm=judge)
+    assert [(s.file, s.license) for s in again.sources] == [("dialogues.jsonl", "unknown")]
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text("".join(make_dialogue(GOOD_TEXTS, ident=f"d{i}").model_dump_json() + "\n" for i in range(2)))
+    generated, _ = run_filter(load_config(None, {}), ours, tmp_path / "f3", judge_lm=judge)
+    assert generated.sources == []
