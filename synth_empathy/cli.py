@@ -38,7 +38,16 @@ MODEL_FLAGS: dict[str, Any] = {
 }
 # Where each flag lands in the RunConfig, so a bad value is reported by its flag.
 FLAG_SETTINGS = {"--backend": "model.backend", "--model": "model.model", "--api-base": "model.api_base",
-                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine"}
+                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine",
+                 "--language": "run.language"}
+
+
+def language_setting(flag: str) -> str | dict[str, float]:
+    """--language es is one language; es,en,zh an even mix (a config file can weigh a mix: {es = 2, en = 1})."""
+    codes = [c.strip() for c in flag.split(",") if c.strip()]
+    if len(codes) != len(set(codes)):
+        raise UserError(f"--language names a language twice: {flag}")
+    return codes[0] if len(codes) == 1 else dict.fromkeys(codes, 1.0)
 
 
 @dataclass
@@ -93,6 +102,8 @@ BatchPollOpt = Annotated[float, typer.Option("--batch-poll", min=0, help="Second
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+PiiOpt = Annotated[str, typer.Option(
+    "--pii", help="Personal data (emails, phones, URLs, handles, addresses, card numbers): report, mask, drop or off.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -148,6 +159,8 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
     max_cost: MaxCostOpt = None,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What the dialogues are written in: es, or es,en,zh for a mix (default en).")] = None,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -162,6 +175,8 @@ def generate(
         settings["dialogue"] = {"keep_drafts": True}
     if ray_address is not None:
         settings["ray"] = {"address": ray_address}
+    if language is not None:
+        settings["run"] = {"language": language_setting(language)}
     cfg = flags.run_config(**settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
@@ -285,15 +300,26 @@ def graph_import(
     file: Annotated[Path, typer.Argument(help="ED CSV, ESConv JSON, chat JSON/JSONL, situations JSONL.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for scenarios/imported.yaml and reference dialogues.")],
     fmt: Annotated[str | None, typer.Option("--format", help="Skip detection: ed_csv|esconv|chat|situations.")] = None,
+    license: Annotated[str, typer.Option(
+        "--license", help="The dataset's licence (e.g. CC-BY-NC-4.0); the data card of a run seeded from it states "
+                          "it.")] = "unknown",
+    language: Annotated[str, typer.Option("--language", help="What its dialogues are written in (default en).")] = "en",
+    pii: PiiOpt = "report",
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
     check_out(out, "dir")
     from synth_empathy.corpus.importers import read_dataset, write_import
+    from synth_empathy.filters.pii import check_mode
 
     cfg = load_config(config)
-    report = write_import(read_dataset(file, fmt), out, scenarios_dir=cfg.scenarios_dir)
+    mode = check_mode(pii)
+    report = write_import(read_dataset(file, fmt, license=license, language=language), out,
+                          scenarios_dir=cfg.scenarios_dir, pii=mode)
     typer.echo(json.dumps({k: report[k] for k in report if k != "bad_rows"}, indent=2))
+    if license == "unknown":
+        typer.echo(f"no --license given: the card of a run seeded from {file.name} will say its licence is unknown",
+                   err=True)
     bad = report.get("bad_rows", [])
     if bad:
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
@@ -331,6 +357,10 @@ def filter_cmd(
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What an imported corpus is written in, for the language check (default en).")] = None,
+    source_license: Annotated[str, typer.Option(
+        "--source-license", help="An imported corpus's licence, which the data card states.")] = "unknown",
     *,
     flags: ModelFlags,
 ) -> None:
@@ -338,13 +368,14 @@ def filter_cmd(
     check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    cfg = flags.run_config()
+    cfg = flags.run_config(**({"run": {"language": language_setting(language)}} if language is not None else {}))
     if dry_run:
         from synth_empathy.run.dry_run import estimate_filter
 
         typer.echo(estimate_filter(cfg, source, batch_price=batch).table())
         return
-    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll)
+    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll,
+                                 source_license=source_license)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))
@@ -506,16 +537,21 @@ def export_cmd(
     push: Annotated[str | None, typer.Option("--push", help="hf: publish to this Hub repo (HF_TOKEN).")] = None,
     private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    pii: PiiOpt = "report",
 ) -> None:
     """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
     check_out(out, "dir" if fmt == "hf" else "file")
+    from synth_empathy.filters.pii import check_mode
     from synth_empathy.publish.exports import build_selection, export_corpus
 
+    mode = check_mode(pii)
     selection = build_selection(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
                                 problem_types=problem_type, strategies=strategy)
     result = export_corpus(corpus, fmt, out, selection=selection, targets=targets, system_prompt=system_prompt,
-                           split=split, seed=seed, push=push, private=private, overwrite=overwrite)
+                           split=split, seed=seed, push=push, private=private, overwrite=overwrite, pii=mode)
     typer.echo(result.summary())
+    if result.pii is not None:
+        typer.echo(result.pii.summary())
 
 
 @app.command("report")

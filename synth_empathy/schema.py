@@ -133,6 +133,7 @@ class Situation(_Strict):
     # Plausibility: empty means any persona fits.
     age_bands: list[AgeBand] = Field(default_factory=list)
     life_stages: list[LifeStage] = Field(default_factory=list)
+    source: str | None = None  # the id of the imported Source it came from; None: written for the catalog
 
     @model_validator(mode="after")
     def _intensity_in_range(self) -> Situation:
@@ -140,6 +141,17 @@ class Situation(_Strict):
         if not 0 <= low <= high <= 10:
             raise ValueError(f"intensity must be two numbers 0 <= low <= high <= 10, got {list(self.intensity)}")
         return self
+
+
+class Source(_Strict):
+    """An imported dataset that catalog situations came from, with the licence its user declared for it."""
+
+    id: str
+    file: str
+    format: str
+    dataset: str
+    license: str = "unknown"
+    imported: str = ""
 
 
 # ---------------------------------------------------------------- generation
@@ -156,6 +168,7 @@ class Seed(_Strict):
     problem_type: str
     intensity: int = Field(ge=0, le=10)
     source: str = "catalog"
+    language: str = "en"  # ISO 639-1: what the seeker and supporter speak (synth_empathy.languages)
 
 
 class Critique(_Strict):
@@ -270,6 +283,9 @@ class Manifest(BaseModel):
     budget: dict | None = None  # under --max-cost: {max_cost_usd, spent_usd, stopped}
     # The in-process llama.cpp engine, per model file, since it was loaded: prefix cache hits, batch sizes.
     local_engine: dict[str, dict] | None = None
+    # The imported datasets the plan's situations came from, with their licences (graph import --license).
+    sources: list[Source] = Field(default_factory=list)
+    pii: dict | None = None  # the personal-data report of the kept dialogues (synth_empathy.filters.pii)
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

@@ -62,7 +62,9 @@ from synth_empathy.config import shipped_catalog_dir
 from synth_empathy.corpus.manifest import now, package_version
 from synth_empathy.corpus.store import as_dialogue
 from synth_empathy.errors import UserError
-from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Turn
+from synth_empathy.filters.pii import PiiMode, pii_pass, pii_pass_texts, pii_scope
+from synth_empathy.languages import DEFAULT_LANGUAGE, get_language
+from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Source, Turn
 from synth_empathy.userfiles import MAX_LINE_BYTES, reading
 
 FORMATS = ("ed_csv", "esconv", "chat", "situations", "synth")
@@ -184,6 +186,8 @@ class ImportResult:
     stats: Counter[str] = field(default_factory=Counter)
     # every problem type id used by a situation -> the label it was imported from
     problem_type_labels: dict[str, str] = field(default_factory=dict)
+    license: str = "unknown"  # as its user declared it (graph import --license): the card states it
+    language: str = DEFAULT_LANGUAGE  # what its dialogues are written in (graph import --language)
 
     def repair(self, kind: str) -> None:
         self.repairs += 1
@@ -332,7 +336,8 @@ class _Builder:
             situation = _situation(text or opening, [emotion or UNSPECIFIED], problem)
         level = DEFAULT_INTENSITY if intensity is None else max(0, min(10, intensity))
         seed = Seed(id=did, index=index, persona=self.persona, situation=situation,
-                    emotion=emotion or UNSPECIFIED, problem_type=problem, intensity=level, source=self.r.fmt)
+                    emotion=emotion or UNSPECIFIED, problem_type=problem, intensity=level, source=self.r.fmt,
+                    language=self.r.language)
         self.dialogue_ids.add(did)
         self.r.dialogues.append(Dialogue(id=did, seed=seed, turns=turns, ending="imported",
                                          provenance=self.provenance))
@@ -466,11 +471,14 @@ def detect_format(path: str | Path) -> str:
     return _sniff(Path(path)).fmt
 
 
-def read_dataset(path: str | Path, fmt: str | None = None) -> ImportResult:
-    """Read one dataset file into dialogues, scenario nodes and a list of bad rows (never dropped silently)."""
+def read_dataset(path: str | Path, fmt: str | None = None, license: str = "unknown",
+                 language: str = DEFAULT_LANGUAGE) -> ImportResult:
+    """Read one dataset file into dialogues, scenario nodes and a list of bad rows (never dropped silently);
+    `license` is the file's licence as its user declares it, `language` what its dialogues are written in."""
     path = Path(path)
+    get_language(language)
     parsed = _sniff(path, fmt)
-    result = ImportResult(fmt=parsed.fmt, source=str(path))
+    result = ImportResult(fmt=parsed.fmt, source=str(path), license=license.strip() or "unknown", language=language)
     builder = _Builder(result)
     if parsed.fmt == "ed_csv":
         _read_ed(parsed.text, builder)
@@ -730,13 +738,15 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | Path,
-                 scenarios_dir: str | Path | None = None) -> dict:
+                 scenarios_dir: str | Path | None = None, pii: PiiMode = "report") -> dict:
     """Write scenarios/imported.yaml, reference_dialogues.jsonl and import_report.json; return the report.
 
     Problem type ids that the scenarios catalog (`scenarios_dir`, default the shipped one) does not
     define are written as `problem_types:` entries in imported.yaml, so that file loads next to the
     catalog through `load_catalog`. Several results may be written together; situations are merged by
-    id and a dialogue id seen twice is reported as a bad row of the later file.
+    id and a dialogue id seen twice is reported as a bad row of the later file. Each file is a `sources:`
+    entry with its licence, and its situations name it, so a run seeded from them can credit it.
+    `pii` is the personal-data pass over dialogues and situations: report, mask, drop or off.
     """
     results = [result] if isinstance(result, ImportResult) else list(result)
     out = Path(out_dir)
@@ -745,9 +755,10 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     labels: dict[str, tuple[str, str]] = {}  # new problem type id -> (label, dataset)
     dialogues: dict[str, Dialogue] = {}
     extra_bad: dict[int, list[BadRow]] = {}
+    entries = _sources(results)
     for i, res in enumerate(results):
         for s in res.situations:
-            situations.setdefault(s.id, s)
+            situations.setdefault(s.id, s.model_copy(update={"source": entries[i].id}))
             if s.problem_type not in known:
                 labels.setdefault(s.problem_type, (res.problem_type_labels.get(s.problem_type, s.problem_type),
                                                    DATASET_NAMES.get(res.fmt, res.fmt)))
@@ -756,6 +767,11 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
                 extra_bad.setdefault(i, []).append(BadRow(f"dialogue {d.id}", "duplicate dialogue id across files"))
             else:
                 dialogues[d.id] = d
+    kept_dialogues, dialogue_pii = pii_pass(list(dialogues.values()), pii)
+    dialogues = {d.id: d for d in kept_dialogues}
+    texts, situation_pii = pii_pass_texts([s.text for s in situations.values()], pii, list(situations))
+    situations = {sid: s.model_copy(update={"text": text}) for (sid, s), text in zip(situations.items(), texts,
+                                                                                     strict=True) if text is not None}
     new_types = [
         {"id": pid, "label": _label(pid, label),
          "description": (f"Imported from {dataset}: source label '{label}', not in the shipped catalog."
@@ -766,6 +782,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     doc: dict[str, Any] = {}
     if new_types:
         doc["problem_types"] = new_types
+    doc["sources"] = [src.model_dump(mode="json") for src in entries]
     doc["situations"] = [s.model_dump(mode="json", exclude_defaults=True) for s in situations.values()]
     sources = ", ".join(f"{Path(r.source).name} ({r.fmt})" for r in results)
     header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {now()}.\n"
@@ -786,7 +803,9 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
         stats.update(res.stats)
     report = {
         "created": now(),
-        "sources": [{"path": r.source, "format": r.fmt} for r in results],
+        "sources": [{"path": r.source, "format": r.fmt, "license": r.license, "language": r.language}
+                    for r in results],
+        "pii": {"dialogues": dialogue_pii.as_dict(), "situations": situation_pii.as_dict(), **pii_scope()},
         "counts": {"dialogues": len(dialogues), "situations": len(situations), "bad_rows": len(bad_rows),
                    "repairs": sum(r.repairs for r in results), "new_problem_types": len(new_types)},
         "counts_by_format": {fmt: dict(c) for fmt, c in by_format.items()},
@@ -799,6 +818,26 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     }
     _atomic_write(out / "import_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def _sources(results: Sequence[ImportResult]) -> list[Source]:
+    """One Source per result, its id the file's name (numbered when two files share one)."""
+    out: list[Source] = []
+    for r in results:
+        entry = source_entry(r.source, r.fmt, r.license)
+        sid, n = entry.id, 1
+        while any(src.id == sid for src in out):
+            n += 1
+            sid = f"{entry.id}_{n}"
+        out.append(entry.model_copy(update={"id": sid}))
+    return out
+
+
+def source_entry(path: str | Path, fmt: str, license: str = "unknown") -> Source:
+    """The Source a dataset file is recorded as: id from its name, the dataset its format is, its licence."""
+    path = Path(path)
+    return Source(id=slug(path.stem) or fmt, file=path.name, format=fmt, dataset=DATASET_NAMES.get(fmt, fmt),
+                  license=license.strip() or "unknown", imported=now())
 
 
 def _label(pid: str, label: str) -> str:

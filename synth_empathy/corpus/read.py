@@ -131,10 +131,10 @@ def _records(path: Path, strict: bool) -> Iterator[Any]:
                 continue
 
 
-def read_any_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue]:
-    """Dialogues from our JSONL or any importable dataset. Bad rows are written to `bad_rows_to` and
-    counted on stderr, never silently dropped."""
-    result = read_dataset(Path(path))
+def read_any_dialogues(path: Path, bad_rows_to: Path | None = None, language: str = "en") -> list[Dialogue]:
+    """Dialogues from our JSONL or any importable dataset (an imported one written in `language`; ours name
+    theirs). Bad rows are written to `bad_rows_to` and counted on stderr, never silently dropped."""
+    result = read_dataset(Path(path), language=language)
     if result.bad_rows:
         where = ""
         if bad_rows_to is not None:

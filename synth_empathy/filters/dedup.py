@@ -690,7 +690,8 @@ class DedupGate:
 
 def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
                     index: DedupIndex | None = None) -> tuple[list[Dialogue], list[Rejection]]:
-    """Split dialogues into kept ones (input order) and dedup rejections that carry the dialogue."""
+    """Split dialogues into kept ones (input order) and dedup rejections that carry the dialogue; with
+    `config.semantic`, the MinHash survivors then lose their paraphrases (filters.semantic_dedup)."""
     ids = [d.id for d in dialogues]
     texts = _DialogueTexts(dialogues, config.scope)
     dropped = find_duplicates(ids, texts, config, [dialogue_score(d) for d in dialogues], index)
@@ -701,4 +702,9 @@ def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
             kept.append(d)
         else:
             rejections.append(duplicate_rejection(d, dup))
+    if config.semantic:
+        from synth_empathy.filters.semantic_dedup import semantic_dedup_dialogues  # it imports this module
+
+        kept, paraphrases = semantic_dedup_dialogues(kept, config.semantic_threshold, config.scope)
+        rejections += paraphrases
     return kept, rejections

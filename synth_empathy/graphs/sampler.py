@@ -7,19 +7,23 @@ import hashlib
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from synth_empathy.config import MAX_N, RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.graph import plausible
+from synth_empathy.languages import DEFAULT_LANGUAGE, language_rota
 from synth_empathy.schema import Persona, Seed, Situation
 
 Cell = tuple[str, str]
 
 
-def seed_id(index: int, persona: Persona, situation: Situation, emotion: str, intensity: int) -> str:
-    blob = f"{index}|{persona.id}|{situation.id}|{emotion}|{intensity}".encode()
+def seed_id(index: int, persona: Persona, situation: Situation, emotion: str, intensity: int,
+            language: str = DEFAULT_LANGUAGE) -> str:
+    # English ids stay what they were before seeds had a language; any other language makes other ids.
+    tail = "" if language == DEFAULT_LANGUAGE else f"|{language}"
+    blob = f"{index}|{persona.id}|{situation.id}|{emotion}|{intensity}{tail}".encode()
     return "d" + hashlib.sha256(blob).hexdigest()[:15]
 
 
@@ -58,18 +62,21 @@ def _check_weight_names(catalog: Catalog, emotion_weights: dict[str, float],
 
 
 def plan_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
-               problem_type_weights: dict[str, float] | None = None) -> list[Seed]:
+               problem_type_weights: dict[str, float] | None = None,
+               language: str | Mapping[str, float] = DEFAULT_LANGUAGE) -> list[Seed]:
     """The plan as a list; see `iter_seeds`."""
-    return list(iter_seeds(catalog, n, seed, emotion_weights, problem_type_weights))
+    return list(iter_seeds(catalog, n, seed, emotion_weights, problem_type_weights, language))
 
 
 def iter_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
-               problem_type_weights: dict[str, float] | None = None) -> Iterator[Seed]:
+               problem_type_weights: dict[str, float] | None = None,
+               language: str | Mapping[str, float] = DEFAULT_LANGUAGE) -> Iterator[Seed]:
     """Deterministic for (catalog, n, seed, weights), one seed at a time: the memory of a plan does not grow with n.
     Cells are visited round-robin in a shuffled order, so every cell is used once before any repeats (weights
     > 1 repeat a cell within a round, 0 leaves it out); inside a cell the least-used situation wins, and the
     persona is the least-used plausible one, which spreads personas evenly. Bad n or weights raise at the call,
-    not at the first seed."""
+    not at the first seed. `language` is one code or a {code: weight} mix, whose languages the seeds take in
+    turn (`language_rota`); the language does not change which persona, situation or emotion a seed gets."""
     if not 0 <= n <= MAX_N:
         raise UserError(f"a plan holds 0 to {MAX_N:,} seeds, not {n:,}")
     _check_weight_names(catalog, emotion_weights or {}, problem_type_weights or {})
@@ -77,11 +84,11 @@ def iter_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[st
     round_cells = _weighted_round(cells, emotion_weights or {}, problem_type_weights or {})
     if not round_cells:
         raise UserError("the sampler weights leave no (emotion x problem type) cell to sample")
-    return _seeds(catalog, n, random.Random(seed), cells, round_cells)
+    return _seeds(catalog, n, random.Random(seed), cells, round_cells, language_rota(language))
 
 
 def _seeds(catalog: Catalog, n: int, rng: random.Random, cells: dict[Cell, list[Situation]],
-           round_cells: list[Cell]) -> Iterator[Seed]:
+           round_cells: list[Cell], languages: list[str]) -> Iterator[Seed]:
     order: list[Cell] = []
     situation_uses: Counter[str] = Counter()
     persona_uses: Counter[str] = Counter()
@@ -103,9 +110,10 @@ def _seeds(catalog: Catalog, n: int, rng: random.Random, cells: dict[Cell, list[
         situation_uses[situation.id] += 1
         persona_uses[persona.id] += 1
         intensity = rng.randint(*situation.intensity)
+        language = languages[index % len(languages)]
         yield Seed(
-            id=seed_id(index, persona, situation, emotion, intensity), index=index, persona=persona,
-            situation=situation, emotion=emotion, problem_type=problem, intensity=intensity,
+            id=seed_id(index, persona, situation, emotion, intensity, language), index=index, persona=persona,
+            situation=situation, emotion=emotion, problem_type=problem, intensity=intensity, language=language,
         )
 
 
@@ -117,7 +125,7 @@ def plan_for(catalog: Catalog, config: RunConfig, n: int | None = None) -> list[
 def iter_plan(catalog: Catalog, config: RunConfig, n: int | None = None) -> Iterator[Seed]:
     """`plan_for`, one seed at a time."""
     return iter_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
-                      config.sampler.problem_type_weights)
+                      config.sampler.problem_type_weights, config.run.language)
 
 
 def normalized_entropy(values: Iterable[str] | Counter[str], support: int | None = None) -> float:

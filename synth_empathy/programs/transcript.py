@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from synth_empathy.languages import DEFAULT_LANGUAGE, get_language
 from synth_empathy.schema import Persona, Seed, Turn
 from synth_empathy.text import words
 
@@ -63,7 +64,25 @@ def trim_sentences(text: str, limit: int = 3) -> str:
 def seeker_brief(seed: Seed) -> str:
     """What the supporter may know up front: who they are talking to (not the hidden details)."""
     p = seed.persona
-    return f"{p.name}, age {p.age_band}, {p.occupation}; tends to be {p.communication_style.replace('_', '-')}."
+    brief = f"{p.name}, age {p.age_band}, {p.occupation}; tends to be {p.communication_style.replace('_', '-')}."
+    if seed.language != DEFAULT_LANGUAGE:
+        brief += f" Speaks {get_language(seed.language).name}."
+    return brief
+
+
+def seeker_character(seed: Seed) -> str:
+    """The seeker's `character` input: its persona card, and the language it speaks when that is not English."""
+    card = persona_card(seed.persona)
+    return f"{card} {write_in(seed.language)}" if seed.language != DEFAULT_LANGUAGE else card
+
+
+def write_in(language: str) -> str:
+    """The sentence that asks for a reply in `language`; empty for English, the language the prompts are in, so
+    an English run's prompts stay as they were."""
+    if language == DEFAULT_LANGUAGE:
+        return ""
+    lang = get_language(language)
+    return f"Write only in {lang.name} ({lang.native}), never in English."
 
 
 def turn_line(role: str, text: str, viewpoint: str = "neutral") -> str:

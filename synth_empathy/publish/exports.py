@@ -28,6 +28,7 @@ from synth_empathy.corpus.outputs import (
 from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.errors import RunError, UserError, require_extra
+from synth_empathy.filters.pii import PiiMode, PiiReport, pii_pass
 from synth_empathy.publish.stats import catalog_for, corpus_stats, count_summary
 from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 
@@ -271,6 +272,7 @@ class ExportResult:
     families: dict[str, int] = field(default_factory=dict)
     pushed_to: str | None = None
     pairs: dict[str, int] = field(default_factory=dict)  # dpo: preference pairs by source, and edits skipped
+    pii: PiiReport | None = None  # the personal-data pass over what was exported (None: --pii off)
 
     def summary(self) -> str:
         if self.format == "dpo":
@@ -394,11 +396,20 @@ in training reappears in evaluation.
 | --- | ---: | ---: |
 {rows}
 
+{_pii_line(result.pii)} Names are not checked: no maintained PyPI package ships an NER model.
+
 Columns: `messages` (system/user/assistant, ready for a chat template; the supporter is the assistant),
 `turns` (role, text, ESConv strategy, seeker intensity), seed fields (`emotion`, `problem_type`, `situation`,
 `domain`, `persona_id`, `intensity`, `family`), judge scores (`sensibility`, `rationality`, `er`, `ip`, `ex`),
 models, and `record`, the full dialogue as JSON.
 """
+
+
+def _pii_line(report: PiiReport | None) -> str:
+    if report is None:
+        return "Personal data was not checked (--pii off)."
+    line = report.summary()
+    return f"{line[0].upper()}{line[1:]}."
 
 
 HF_FILES = """\
@@ -444,13 +455,16 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
 
 
 def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelection, out: Path,
-               system_prompt: str) -> ExportResult:
+               system_prompt: str, pii: PiiReport) -> ExportResult:
     """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.publish.dpo)."""
     from synth_empathy.publish.dpo import preference_pairs
     from synth_empathy.review.labels import LABELS, read_labels
 
     rejected = [d for r in corpus.rejections if r.get("dialogue") and selection.accepts(d := Dialogue.model_validate(
         r["dialogue"]))]
+    # The rejected side of a pair is text too: it gets the same pass as the chosen dialogues, into the same report.
+    rejected, rejected_pii = pii_pass(rejected, pii.mode)
+    pii.absorb(rejected_pii)
     pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
     if not pairs:
         raise UserError(f"{corpus.path} holds no preference pairs: no supporter turn edited in "
@@ -464,7 +478,7 @@ def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelectio
 def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSelection | None = None,
                   targets: str = "all", system_prompt: str | None = None,
                   split: Sequence[float] | str | None = None, seed: int = 0, push: str | None = None,
-                  private: bool = False, overwrite: bool = False) -> ExportResult:
+                  private: bool = False, overwrite: bool = False, pii: PiiMode = "report") -> ExportResult:
     """Export DIR/dialogues.jsonl as `fmt` to `out`; UserError (one sentence) for any bad input.
 
     Args:
@@ -478,6 +492,8 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSel
         system_prompt: the system message; None is DEFAULT_SYSTEM_PROMPT.
         split: hf only: train/validation/test shares (default 0.8/0.1/0.1), by seed family; seed shuffles them.
         push: hf only: a Hub dataset repo id; needs HF_TOKEN in the environment (checked before anything is written).
+        pii: the personal-data pass over the chosen dialogues before anything is written or pushed: "report"
+            (count by type), "mask" (replace each span by its type), "drop" (leave such dialogues out) or "off".
 
     Example:
         >>> export_corpus(Path("outputs/run1"), "openai", Path("train.jsonl"), targets="last")  # doctest: +SKIP
@@ -505,12 +521,12 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSel
     # A sibling lock file (.OUT.lock), also for the hf folder: a refused or failed export leaves no folder behind.
     with output_lock(out, folder=False):
         return _export_locked(corpus, corpus_dir, fmt, out, selection, targets, system_prompt, ratios, seed, push,
-                              private, overwrite, token)
+                              private, overwrite, token, pii)
 
 
 def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, selection: ExportSelection, targets: str,
                    system_prompt: str, ratios: Sequence[float], seed: int, push: str | None, private: bool,
-                   overwrite: bool, token: str | None) -> ExportResult:
+                   overwrite: bool, token: str | None, pii: PiiMode = "report") -> ExportResult:
     _check_out(out, corpus_dir, fmt, overwrite)
     if not corpus.dialogues:
         raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")
@@ -521,13 +537,19 @@ def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, select
     if not chosen:
         raise UserError(f"none of the {len(corpus.dialogues):,} dialogues in {corpus_dir} passes the filters "
                         f"({selection.describe()})")
+    selected = len(chosen)
+    chosen, pii_report = pii_pass(chosen, pii)
+    if not chosen:
+        raise UserError(f"every selected dialogue in {corpus_dir} carries personal data, and --pii drop left none")
     if fmt == "dpo":
-        return _write_dpo(corpus, chosen, selection, out, system_prompt)
+        result = _write_dpo(corpus, chosen, selection, out, system_prompt, pii_report)
+        result.pii = pii_report if pii != "off" else None
+        return result
     trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]
     if not trainable:
         raise UserError(f"none of the {len(chosen):,} selected dialogues in {corpus_dir} has a supporter turn")
-    result = ExportResult(fmt, out, len(trainable), filtered_out=len(corpus.dialogues) - len(chosen),
-                          without_reply=len(chosen) - len(trainable))
+    result = ExportResult(fmt, out, len(trainable), filtered_out=len(corpus.dialogues) - selected,
+                          without_reply=len(chosen) - len(trainable), pii=pii_report if pii != "off" else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "openai":
         _write_jsonl(out, (to_openai(d, targets, system_prompt) for d in trainable))

@@ -22,7 +22,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dialogue_text
 from synth_empathy.publish.human_agreement import format_text
 from synth_empathy.schema import Dialogue, Manifest
-from synth_empathy.text import jaccard, ngrams, shingles, words
+from synth_empathy.text import jaccard, ngrams, shingles, word_count, words
 
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
@@ -181,7 +181,8 @@ class _Reservoir:
         return [item for _, item in sorted(self.items)]
 
 
-_DISTRIBUTIONS = ("emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending")
+_DISTRIBUTIONS = ("emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending",
+                  "language")
 
 
 class CorpusPass:
@@ -215,12 +216,13 @@ class CorpusPass:
         if d.scores is not None:
             self.scores.append(d.scores.model_dump(exclude={"rationale"}))
         s = d.seed
-        for name, value in (("emotion", s.emotion), ("problem_type", s.problem_type), ("persona", s.persona.id),
+        for name, value in (("language", s.language), ("emotion", s.emotion), ("problem_type", s.problem_type),
+                            ("persona", s.persona.id),
                             ("age_band", s.persona.age_band), ("life_stage", s.persona.life_stage),
                             ("domain", s.situation.domain), ("ending", d.ending)):
             self.counters[name][value] += 1
         self.cells[(s.emotion, s.problem_type)] += 1
-        counts = [len(t.text.split()) for t in d.turns]
+        counts = [word_count(t.text) for t in d.turns]
         for t, c in zip(d.turns, counts, strict=True):
             self.words_by_role[t.role].append(c)
             if t.role == "supporter":
@@ -474,6 +476,9 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     lines.append(f"lengths       {_num(lengths['turns_per_dialogue']['mean'], 1)} turns a dialogue, "
                  f"{_num(lengths['words_per_supporter_turn']['mean'], 1)} words a supporter turn, "
                  f"{_num(lengths['words_per_seeker_turn']['mean'], 1)} a seeker turn")
+    languages = stats["distributions"].get("language") or {}
+    if languages:
+        lines.append("languages     " + ", ".join(f"{code} {n:,}" for code, n in languages.items()))
     lines.append("")
     usage = stats["usage"]
     total = usage["total"]

@@ -12,8 +12,8 @@ from synth_empathy.programs.transcript import (
     conversation_text,
     first_person,
     not_said_yet,
-    persona_card,
     seeker_brief,
+    seeker_character,
     seeker_feeling,
     trim_sentences,
 )
@@ -42,7 +42,7 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
     hidden intensity is updated after every reply and recorded on its next message."""
     turns: list[Turn] = []
     intensity = seed.intensity
-    character = persona_card(seed.persona)
+    character = seeker_character(seed)
     crisis = False
     for exchange in range(config.max_turns):
         closing = False
@@ -62,7 +62,8 @@ def roleplay(seed: Seed, seeker: Seeker, supporter: Supporter, config: DialogueC
         turns.append(Turn(role="seeker", text=message, intensity=intensity, crisis=flagged))
         if closing:
             return Conversation(turns, "seeker_done", crisis)
-        reply = supporter(seeker=seeker_brief(seed), conversation=conversation_text(turns), crisis=flagged)
+        reply = supporter(seeker=seeker_brief(seed), conversation=conversation_text(turns), crisis=flagged,
+                          language=seed.language)
         if repeats_earlier(reply.reply, [t.text for t in turns]):
             return Conversation(turns, "stalled", crisis)
         turns.append(Turn(
