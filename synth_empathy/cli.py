@@ -391,6 +391,43 @@ def _dedup_ours(source: Path, cfg: RunConfig, out: Path, dup_path: Path, bad_pat
     return len(kept), len(dropped)
 
 
+@app.command("decontaminate")
+@handles_errors
+def decontaminate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="A benchmark file in any import format (repeat the flag for several).")],
+    ngram: Annotated[int, typer.Option("--ngram", help="Words in a shared n-gram that flags a dialogue.")] = 13,
+    drop: Annotated[bool, typer.Option("--drop", help="Leave the flagged dialogues out of --out.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="A new corpus folder: the corpus (without the flagged ones with --drop), the report, a manifest "
+                      "and card that record the check.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Benchmark contamination: dialogues sharing a long n-gram or a near-duplicate MinHash signature with the
+    given benchmark files (EmpatheticDialogues, ESConv, EQ-Bench, ...). Reports; writes only to --out."""
+    if out is not None:
+        check_out(out, "dir")
+    from synth_empathy.run.decontaminate import REPORT_FILE, decontaminate
+
+    report = decontaminate(corpus, against, load_config(config), ngram, drop=drop, out=out)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    checked, found = report["checked"], report["found"]
+    typer.echo(f"checked {checked['dialogues_checked']} dialogues against "
+               + ", ".join(f"{f['path']} ({f['dialogues']} dialogues)" for f in checked["against"]))
+    typer.echo(f"{found['dialogues']} flagged: {found['ngram_overlap']} share a {ngram}-gram, "
+               f"{found['near_duplicate']} near duplicates (Jaccard >= {checked['threshold']})"
+               + (f"; {found['dropped']} dropped" if drop else ""))
+    for item in report["flagged"][:10]:
+        typer.echo(f"  {item['id']}: {', '.join(item['reasons'])} "
+                   f"({item['ngram_item'] or item['near_item']})")
+    if out is not None:
+        typer.echo(f"-> {out} (report in {out / REPORT_FILE})")
+
+
 @app.command("judge")
 @handles_errors
 @model_flags()

@@ -224,7 +224,7 @@ class Rejection(_Strict):
     """A seed that did not end as a kept dialogue; the dialogue is kept when there is one."""
 
     id: str
-    stage: Literal["generate", "rules", "custom", "dedup", "judge"]
+    stage: Literal["generate", "rules", "custom", "dedup", "judge", "decontaminate"]
     reasons: list[str] = Field(min_length=1)
     detail: str = ""
     seed: Seed | None = None
@@ -268,6 +268,7 @@ class Manifest(BaseModel):
     human_agreement: dict | None = None  # judge vs human labels, as `synth-empathy calibrate` computed it
     judge_caveat: str | None = None  # why the judge's scores are no evidence of quality (embedded or self-judge)
     budget: dict | None = None  # under --max-cost: {max_cost_usd, spent_usd, stopped}
+    decontamination: dict | None = None  # `decontaminate`: {checked: files, ngram, threshold; found: counts}
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

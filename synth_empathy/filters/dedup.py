@@ -93,7 +93,7 @@ def readable_shingles(text: str, ngram: int) -> list[str]:
     return [" ".join(g) for g in shingles(words(text), ngram)]
 
 
-def _shingle_count(normalized: bytes, ngram: int) -> int:
+def shingle_count(normalized: bytes, ngram: int) -> int:
     """How many shingles ``shingle_hashes`` yields: tokens are separated by exactly one space."""
     return max(normalized.count(b" ") + 2 - ngram, 1) if normalized else 0
 
@@ -120,8 +120,8 @@ def _fold(word_hashes: np.ndarray, width: int) -> np.ndarray:
     return _fmix64(folded)
 
 
-def _shingle_hashes_of(normalized: Sequence[bytes], ngram: int) -> np.ndarray:
-    """Every text's shingle hashes, back to back in text order (``_shingle_count`` of them per text)."""
+def shingle_hashes_of(normalized: Sequence[bytes], ngram: int) -> np.ndarray:
+    """Every text's shingle hashes, back to back in text order (``shingle_count`` of them per text)."""
     counts = np.fromiter((t.count(b" ") + 1 if t else 0 for t in normalized), dtype=np.int64, count=len(normalized))
     nonempty = [t for t in normalized if t]
     tokens = b" ".join(nonempty).split(b" ") if nonempty else []
@@ -147,7 +147,7 @@ def _shingle_hashes_of(normalized: Sequence[bytes], ngram: int) -> np.ndarray:
 
 def shingle_hashes(normalized: bytes, ngram: int) -> np.ndarray:
     """64-bit hash of every word n-gram of a normalized UTF-8 text (``normalize_text`` output), in order."""
-    return _shingle_hashes_of([normalized], ngram)
+    return shingle_hashes_of([normalized], ngram)
 
 
 def minhash_hashfunc(shingle: bytes) -> int:
@@ -272,13 +272,13 @@ def sketch(normalized: Sequence[bytes], ngram: int, num_perm: int, seed: int = M
            scheme: str = MINHASH_SCHEME) -> Sketches:
     """Shingle hashes and MinHash signatures of normalized UTF-8 texts."""
     offsets = np.zeros(len(normalized) + 1, dtype=np.int64)
-    counts = (_shingle_count(t, ngram) for t in normalized)
+    counts = (shingle_count(t, ngram) for t in normalized)
     np.cumsum(np.fromiter(counts, dtype=np.int64, count=len(normalized)), out=offsets[1:])
     # Filled in place rather than concatenated from per-text arrays, so the hashes exist only once.
     hashes = np.empty(offsets[-1], dtype=np.uint64)
     for start in range(0, len(normalized), _BLOCK_TEXTS):
         stop = min(start + _BLOCK_TEXTS, len(normalized))
-        hashes[offsets[start]:offsets[stop]] = _shingle_hashes_of(normalized[start:stop], ngram)
+        hashes[offsets[start]:offsets[stop]] = shingle_hashes_of(normalized[start:stop], ngram)
     return Sketches(hashes, offsets, minhash_signatures(hashes, offsets, num_perm, seed, scheme))
 
 
@@ -541,6 +541,50 @@ class DedupIndex:
             if sim >= self.config.threshold and (best is None or sim > best.jaccard):
                 best = DuplicateOf(self._ids[position], "near", sim)
         return best
+
+    def query_many(self, texts: Sequence[str]) -> list[DuplicateOf | None]:
+        """``query`` for a batch, vectorized: each text against the index only (never against each other)."""
+        normalized = [normalized_bytes(t) for t in texts]
+        found: list[DuplicateOf | None] = [None] * len(texts)
+        for i, text in enumerate(normalized):
+            position = self._exact.get(text_hash(text))
+            if position is not None:
+                found[i] = DuplicateOf(self._ids[position], "exact", 1.0)
+        rest = np.array([i for i, text in enumerate(normalized) if found[i] is None and text], dtype=np.int64)
+        if not len(rest) or not self._ids:
+            return found
+        mine = sketch([normalized[i] for i in rest], self.config.ngram, self.config.num_perm, self.seed, self.scheme)
+        theirs = self.sketches()
+        pairs = self._band_matches(band_keys(mine.signatures, self.bands, self.rows))
+        for row, position in pairs.tolist():
+            a, b = mine.shingle_set(row), theirs.shingle_set(position)
+            if min(len(a), len(b)) / max(len(a), len(b)) < self.config.threshold:
+                continue  # the sizes alone rule the threshold out (see _near_duplicates)
+            sim = jaccard(a, b)
+            best = found[rest[row]]
+            if sim >= self.config.threshold and (best is None or sim > best.jaccard):
+                found[rest[row]] = DuplicateOf(self._ids[position], "near", sim)
+        return found
+
+    def _band_matches(self, keys: np.ndarray) -> np.ndarray:
+        """Distinct (row of `keys`, index position) pairs sharing a band key: per band, the index's keys are
+        sorted once and every new key finds its bucket by binary search."""
+        found = []
+        stored = self._keys.array
+        for band in range(self.bands):
+            order = np.argsort(stored[:, band], kind="stable")
+            column = stored[order, band]
+            lo = np.searchsorted(column, keys[:, band], side="left")
+            counts = np.searchsorted(column, keys[:, band], side="right") - lo
+            if not counts.any():
+                continue
+            rows = np.repeat(np.arange(len(keys)), counts)
+            # Position k of row r's bucket is order[lo[r] + k]: an arange that restarts at each row's lo.
+            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+            found.append(np.stack([rows, order[starts + np.arange(len(rows))]], axis=1))
+        if not found:
+            return np.empty((0, 2), dtype=np.int64)
+        return np.unique(np.concatenate(found), axis=0)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` (.npz, replaced atomically)."""
