@@ -165,6 +165,8 @@ PLACEHOLDER_LIFE_STAGE = "early_career"
 _SEEKER_ROLES = {"seeker", "usr", "user", "human"}
 _SUPPORTER_ROLES = {"supporter", "sys", "assistant", "gpt", "chatgpt", "bot", "model"}
 _SYSTEM_ROLES = {"system"}
+_ROLE_OF = {name: role for names, role in ((_SEEKER_ROLES, "seeker"), (_SUPPORTER_ROLES, "supporter"),
+                                           (_SYSTEM_ROLES, "system")) for name in names}
 
 
 @dataclass
@@ -596,6 +598,9 @@ def _esconv_intensity(record: dict) -> int | None:
 
 
 def _role(name: Any) -> str | None:
+    known = _ROLE_OF.get(name) if isinstance(name, str) else None
+    if known is not None:  # the common case, one lookup per message of a large file
+        return known
     key = str(name).strip().lower()
     if key in _SEEKER_ROLES:
         return "seeker"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from synth_empathy.corpus.importers import (
     BadRow,
     ImportResult,
@@ -98,12 +100,14 @@ def _chat_lines(path: Path, records: SourceRecords) -> Iterator[Utterances]:
     seen: set[str] = set()
     index = 0
     for number, line in iter_lines(path, MAX_LINE_BYTES):
+        if number == 1:
+            line = line.lstrip("\ufeff")  # the importer reads the file as utf-8-sig
         if not line.strip():
             continue
         position, index = index, index + 1
         where = f"line {number}"
         try:
-            record = json.loads(line.lstrip("\ufeff") if number == 1 else line)
+            record = _loads(line)
         except ValueError as exc:
             records.bad_rows.append(BadRow(where, f"not valid JSON ({getattr(exc, 'msg', exc)})"))
             continue
@@ -125,6 +129,16 @@ def _chat_lines(path: Path, records: SourceRecords) -> Iterator[Utterances]:
         seen.add(did)
         records.add(did, record_key(record), position)
         yield said.utterances  # type: ignore[union-attr]  # a str is a problem, handled above
+
+
+def _loads(line: str) -> Any:
+    """orjson where it can (a third less time than json on large files), json for what orjson refuses or reads
+    otherwise (NaN; an integer id past 64 bits, which orjson makes a float) and for a bad row's message."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+    return json.loads(line) if isinstance(record, dict) and isinstance(record.get("id"), float) else record
 
 
 def import_records(path: Path, fmt: str | None = None) -> tuple[SourceRecords, list[Dialogue]]:

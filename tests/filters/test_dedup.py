@@ -23,6 +23,7 @@ from synth_empathy.filters.dedup import (
     minhash_hashfunc,
     minhash_signatures,
     readable_shingles,
+    shingle_hashes,
     sketch,
 )
 from synth_empathy.schema import Dialogue, Persona, Provenance, Scores, Seed, Situation, Turn
@@ -287,3 +288,12 @@ def test_query_many_answers_what_query_answers_one_at_a_time() -> None:
     assert [d and (d.kept_id, d.kind) for d in index.query_many(batch)] == [
         ("b2", "near"), ("b7", "exact"), None, None, ("b2", "near")]
     assert len(index) == 30  # a query adds nothing
+
+
+def test_vectorized_shingle_hashes_equal_the_per_shingle_hashfunc() -> None:
+    long_word = "x" * 70 + "y" * 80  # past the 64 positions of the word table
+    text = f"a {long_word} b\u00e9 {long_word[::-1]} c d e " + " ".join(words(3, 30))
+    ours = shingle_hashes(normalize_text(text).encode(), 3) & np.uint64(0xFFFFFFFF)
+    theirs = [minhash_hashfunc(s.encode()) for s in readable_shingles(text, 3)]
+    assert ours.tolist() == theirs
+    assert len(set(theirs)) == len(theirs)  # no two distinct shingles of this text collide
