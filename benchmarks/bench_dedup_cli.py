@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = parser.parse_args()
 
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_dedup_cli.") as tmp:
         work = Path(tmp)
         corpus = work / "corpus.jsonl"
@@ -190,6 +191,7 @@ def main() -> None:
             naive_rates.append(core.naive_docs_per_s(sample, NUM_PERM, NGRAM))
             print(f"naive loop: {naive_rates[-1]:,.0f} dialogues/s", flush=True)
 
+    load_end = os.getloadavg()[0]
     naive = statistics.median(naive_rates)
     header = "| Measure | " + " | ".join(paths) + " | Target |"
     rows = [header, "|---|" + "---|" * len(paths) + "---|"]
@@ -214,11 +216,17 @@ def main() -> None:
                                                      for q in quality_of.values()], "0")
     row("Precision (string Jaccard re-check)",
         [f"{q['precision']:.4f} ({q['correct']:,}/{q['reported']:,})" for q in quality_of.values()], "unchanged")
+    if args.baseline:
+        (old, old_runs), (_, new_runs) = runs.items()
+        old_cpu, new_cpu = min(c for _, c, _ in old_runs), min(c for _, c, _ in new_runs)
+        rows.append(f"| Baseline / this tree, best wall and best CPU | {best[old] / best['this tree']:.2f}x wall, "
+                    f"{old_cpu / new_cpu:.2f}x CPU |  |  |")
     body = (
         f"Command: `nice -n 10 python benchmarks/bench_dedup_cli.py --n {args.n} --repeat {args.repeat}"
         + (" --baseline DIR" if args.baseline else "") + f"` (seed {args.seed})  \n"
         f"Date: {stamp()}  \n"
-        f"Machine: {core.machine()}; shared with other jobs, so runs are interleaved and the best is reported\n\n"
+        f"Machine: {core.machine()}; shared with other jobs (1-minute load average {load_start:.1f} at the start, "
+        f"{load_end:.1f} at the end), so runs are interleaved and the best is reported\n\n"
         + "\n".join(rows) + "\n\n"
         f"Corpus: {args.n:,} chat-JSONL records ({mb:,.0f} MB, {words:.0f} words a dialogue), the generator and "
         "planted copies of the Dedup benchmark. Each run is `python -m synth_empathy dedup corpus.jsonl --out "

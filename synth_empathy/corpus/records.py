@@ -118,11 +118,11 @@ def _chat_lines(path: Path, records: SourceRecords) -> Iterator[Utterances]:
             records.bad_rows.append(BadRow(where, f"expected a JSON object, found {type(record).__name__}"))
             continue
         said = chat_utterances(record)
-        problem = said if isinstance(said, str) else (
-            emotion_problem(record.get("emotion"), required=False) or utterances_problem(said.utterances))
         did = chat_dialogue_id(record, position)
-        if problem is None and did in seen:
-            problem = f"duplicate dialogue id '{did}'"
+        # In the importer's order: the record's shape, then (in _Builder.add) its id, its labels, its turns.
+        problem = said if isinstance(said, str) else (
+            f"duplicate dialogue id '{did}'" if did in seen else
+            emotion_problem(record.get("emotion"), required=False) or utterances_problem(said.utterances))
         if problem is not None:
             records.bad_rows.append(BadRow(where, problem))
             continue
