@@ -388,24 +388,75 @@ def filter_cmd(
 @handles_errors
 def dedup_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL of the dialogues kept.")],
+    out: Annotated[Path, typer.Option("--out", help="The records kept (an outside file's own lines or rows).")],
     threshold: Annotated[float | None, typer.Option("--threshold", help="Jaccard threshold (default 0.8).")] = None,
     config: ConfigOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl. An outside dataset
+    comes back as it was (the kept lines byte for byte, or the kept rows / list items), its duplicates keyed by
+    its own ids; our own dialogue JSONL comes back as dialogues."""
     check_out(out, "file")
-    from synth_empathy.corpus.read import read_any_dialogues
-    from synth_empathy.filters.dedup import dedup_dialogues
+    from synth_empathy.corpus.records import is_outside
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
     dup_path, bad_path = out.with_name(out.stem + ".duplicates.jsonl"), out.with_name(out.stem + ".bad_rows.jsonl")
     with _writing([out, dup_path, bad_path], [source], overwrite):
-        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
-        kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
-        out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
-        dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
-    typer.echo(f"{len(kept)} kept, {len(dropped)} duplicates -> {out}, {dup_path}")
+        if is_outside(source):
+            from synth_empathy.run.outside import dedup_outside
+
+            kept, dropped = dedup_outside(source, cfg.dedup, out, dup_path, bad_path)
+        else:
+            kept, dropped = _dedup_ours(source, cfg, out, dup_path, bad_path)
+    typer.echo(f"{kept} kept, {dropped} duplicates -> {out}, {dup_path}")
+
+
+def _dedup_ours(source: Path, cfg: RunConfig, out: Path, dup_path: Path, bad_path: Path) -> tuple[int, int]:
+    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.filters.dedup import dedup_dialogues
+
+    dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+    kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
+    out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
+    dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
+    return len(kept), len(dropped)
+
+
+@app.command("decontaminate")
+@handles_errors
+def decontaminate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="A benchmark file in any import format (repeat the flag for several).")],
+    ngram: Annotated[int, typer.Option("--ngram", help="Words in a shared n-gram that flags a dialogue.")] = 13,
+    drop: Annotated[bool, typer.Option("--drop", help="Leave the flagged dialogues out of --out.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="A new corpus folder: the corpus (without the flagged ones with --drop), the report, a manifest "
+                      "and card that record the check.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Benchmark contamination: dialogues sharing a long n-gram or a near-duplicate MinHash signature with the
+    given benchmark files (EmpatheticDialogues, ESConv, EQ-Bench, ...). Reports; writes only to --out."""
+    if out is not None:
+        check_out(out, "dir")
+    from synth_empathy.run.decontaminate import REPORT_FILE, decontaminate
+
+    report = decontaminate(corpus, against, load_config(config), ngram, drop=drop, out=out)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    checked, found = report["checked"], report["found"]
+    typer.echo(f"checked {checked['dialogues_checked']} dialogues against "
+               + ", ".join(f"{f['path']} ({f['dialogues']} dialogues)" for f in checked["against"]))
+    typer.echo(f"{found['dialogues']} flagged: {found['ngram_overlap']} share a {ngram}-gram, "
+               f"{found['near_duplicate']} near duplicates (Jaccard >= {checked['threshold']})"
+               + (f"; {found['dropped']} dropped" if drop else ""))
+    for item in report["flagged"][:10]:
+        typer.echo(f"  {item['id']}: {', '.join(item['reasons'])} "
+                   f"({item['ngram_item'] or item['near_item']})")
+    if out is not None:
+        typer.echo(f"-> {out} (report in {out / REPORT_FILE})")
 
 
 @app.command("judge")
@@ -413,7 +464,8 @@ def dedup_cmd(
 @model_flags()
 def judge_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Our JSONL: {id, scores} (or {id, error}) lines. An outside file: the records kept, as given.")],
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
     overwrite: OverwriteOpt = False,
@@ -421,16 +473,27 @@ def judge_cmd(
     flags: ModelFlags,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags. With --batch the batch id lives in
-    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch."""
+    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch. On an outside dataset OUT gets the
+    records that meet the keep thresholds as the input holds them, and OUT's sibling .scores.jsonl one
+    {id, record, kept, scores, reasons} line per record, keyed by the input's own ids."""
     check_out(out, "file")
-    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.corpus.read import report_bad_rows
+    from synth_empathy.corpus.records import import_records, need_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     cfg = flags.run_config()
     bad_path = out.with_name(out.stem + ".bad_rows.jsonl")
-    with _writing([out, bad_path], [source], overwrite):
-        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+    scores_path = out.with_name(out.stem + ".scores.jsonl")
+    with _writing([out, bad_path, scores_path], [source], overwrite):
+        records, dialogues = import_records(source)
+        report_bad_rows(source, records.bad_rows, bad_path)
+        need_dialogues(records, len(dialogues))
+        outside = records.fmt != "synth"
+        if outside:
+            from synth_empathy.run.outside import check_suffix
+
+            check_suffix(records, out)
         if batch:
             from synth_empathy.run.batch_judge import judge_by_batch
 
@@ -438,13 +501,23 @@ def judge_cmd(
                                       on_status=_batch_status)
         else:
             outcomes = judge_all(dialogues, cfg, on_done=_counter(len(dialogues), "judged"))
-        with open(out, "w", encoding="utf-8") as f:
-            for o in outcomes:
-                rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
-                    "id": o.id, "error": o.detail}
-                f.write(json.dumps(rec) + "\n")
+        if outside:
+            from synth_empathy.run.corpus_filter import keep_by_scores
+            from synth_empathy.run.outside import write_outside
+
+            kept_count = write_outside(records, *keep_by_scores(outcomes, cfg), out, scores_path)
+        else:
+            with open(out, "w", encoding="utf-8") as f:
+                for o in outcomes:
+                    rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
+                        "id": o.id, "error": o.detail}
+                    f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
-    typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
+    if outside:
+        typer.echo(f"{len(outcomes) - failed} scored, {failed} failed; {kept_count} records meet the keep thresholds "
+                   f"-> {out} (as the input holds them), scores and reasons by the input's ids -> {scores_path}")
+    else:
+        typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
 
 
 def _batch_status(status: str, counts: dict) -> None:

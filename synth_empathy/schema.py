@@ -237,7 +237,7 @@ class Rejection(_Strict):
     """A seed that did not end as a kept dialogue; the dialogue is kept when there is one."""
 
     id: str
-    stage: Literal["generate", "rules", "custom", "dedup", "judge"]
+    stage: Literal["generate", "rules", "custom", "dedup", "judge", "decontaminate"]
     reasons: list[str] = Field(min_length=1)
     detail: str = ""
     seed: Seed | None = None
@@ -286,6 +286,7 @@ class Manifest(BaseModel):
     # The imported datasets the plan's situations came from, with their licences (graph import --license).
     sources: list[Source] = Field(default_factory=list)
     pii: dict | None = None  # the personal-data report of the kept dialogues (synth_empathy.filters.pii)
+    decontamination: dict | None = None  # `decontaminate`: {checked: files, ngram, threshold; found: counts}
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

@@ -33,6 +33,19 @@ def normalize_text(text: str) -> str:
     return " ".join(_UNSPACED.sub(r" \g<0> ", _PUNCT.sub("", text)).split())
 
 
+# The same normalization on ASCII bytes in one C pass: lowercase, and the control characters that str.split
+# treats as spaces (but bytes.split does not) mapped to a space, with the same punctuation deleted.
+_ASCII_TABLE = bytes(c + 32 if 65 <= c <= 90 else 32 if 0x1C <= c <= 0x1F else c for c in range(256))
+_ASCII_PUNCT_BYTES = bytes(c for c in range(128) if _PUNCT.fullmatch(chr(c)))
+
+
+def normalized_bytes(text: str) -> bytes:
+    """``normalize_text(text).encode()``, about twice as fast on ASCII text (what dedup hashes)."""
+    if text.isascii():
+        return b" ".join(text.encode().translate(_ASCII_TABLE, _ASCII_PUNCT_BYTES).split())
+    return normalize_text(text).encode()
+
+
 def words(text: str) -> list[str]:
     """The words of a text, normalized: "I can't sleep." -> ["i", "cant", "sleep"]."""
     return normalize_text(text).split()

@@ -9,9 +9,10 @@ Formats (auto-detected from extension and content; `fmt=` overrides):
                  (see `_split_ed_line`) and counted.
 - ``esconv``     ESConv JSON: a list of records with emotion_type, problem_type, situation,
                  survey_score and dialog [{speaker, annotation: {strategy?, feedback?}, content}].
-- ``chat``       JSON list or JSONL of records with ``conversations`` (ShareGPT {from, value}) or
-                 ``messages`` ({role, content}); optional ``id``, ``emotion``, ``situation``,
-                 ``problem_type`` on the record and ``strategy`` on a message.
+- ``chat``       JSON list or JSONL of records with ``conversations`` (ShareGPT {from, value}),
+                 ``messages`` ({role, content}) or ``turns`` ({role, text}, without our ``seed``);
+                 optional ``id``, ``emotion``, ``situation``, ``problem_type`` on the record and
+                 ``strategy`` on a message.
 - ``situations`` JSONL (or JSON list) of {situation, emotion, problem_type?}: scenario nodes only.
 - ``synth``      our own dialogue JSONL: records that validate as `Dialogue`, passed through unchanged
                  (they add no scenario nodes: their situations already live in a catalog).
@@ -76,8 +77,8 @@ DATASET_NAMES = {
     "synth": "synth-empathy",
 }
 _EXPECTED = (
-    "expected an EmpatheticDialogues CSV, an ESConv JSON list, chat JSON/JSONL with 'conversations' or "
-    "'messages', a JSONL of 'situation' + 'emotion' records, or synth-empathy dialogue JSONL"
+    "expected an EmpatheticDialogues CSV, an ESConv JSON list, chat JSON/JSONL with 'conversations', "
+    "'messages' or 'turns', a JSONL of 'situation' + 'emotion' records, or synth-empathy dialogue JSONL"
 )
 
 ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "speaker_idx", "utterance", "selfeval", "tags")
@@ -166,6 +167,8 @@ PLACEHOLDER_LIFE_STAGE = "early_career"
 _SEEKER_ROLES = {"seeker", "usr", "user", "human"}
 _SUPPORTER_ROLES = {"supporter", "sys", "assistant", "gpt", "chatgpt", "bot", "model"}
 _SYSTEM_ROLES = {"system"}
+_ROLE_OF = {name: role for names, role in ((_SEEKER_ROLES, "seeker"), (_SUPPORTER_ROLES, "supporter"),
+                                           (_SYSTEM_ROLES, "system")) for name in names}
 
 
 @dataclass
@@ -178,6 +181,7 @@ class BadRow:
 class ImportResult:
     fmt: str
     source: str = ""
+    layout: str = "jsonl"  # see _Parsed.layout
     dialogues: list[Dialogue] = field(default_factory=list)
     situations: list[Situation] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
@@ -188,6 +192,9 @@ class ImportResult:
     problem_type_labels: dict[str, str] = field(default_factory=dict)
     license: str = "unknown"  # as its user declared it (graph import --license): the card states it
     language: str = DEFAULT_LANGUAGE  # what its dialogues are written in (graph import --language)
+    # dialogue id -> (position of its record in the file, the id the record carries itself or None);
+    # ED: (conversation position, conv_id). What writes the input's own records back goes by these.
+    origins: dict[str, tuple[int, str | int | None]] = field(default_factory=dict)
 
     def repair(self, kind: str) -> None:
         self.repairs += 1
@@ -264,6 +271,20 @@ def _situation(text: str, emotions: list[str], problem_type: str) -> Situation:
 # ---------------------------------------------------------------- building records
 
 
+def emotion_problem(label: Any, required: bool) -> str | None:
+    """Why a record's emotion label makes it a bad row, if it does."""
+    if label is None or not str(label).strip():
+        return "no emotion label" if required else None
+    return None if map_emotion(label) is not None else f"unknown emotion label '{label}'"
+
+
+def utterances_problem(utterances: Sequence[tuple[str, str, str | None]]) -> str | None:
+    """Why these utterances are not a dialogue, if they are not (blank ones do not count)."""
+    if {role for role, text, _ in utterances if text.strip()} != {"seeker", "supporter"}:
+        return "needs at least one seeker turn and one supporter turn"
+    return None
+
+
 class _Builder:
     """Turns (role, text, strategy) utterances plus labels into Dialogue / Situation records."""
 
@@ -300,27 +321,19 @@ class _Builder:
             out.append(Turn(role=role, text=" ".join(texts), strategy=strategy if role == "supporter" else None))
         return out, stats, blanks
 
-    def add(self, location: str, did: str, index: int, utterances: Iterable[tuple[str, str, str | None]],
+    def add(self, location: str, did: str, index: int, utterances: Sequence[tuple[str, str, str | None]],
             emotion_label: Any, problem_label: Any, situation_text: Any, intensity: int | None = None,
-            emotion_required: bool = True, unknown_strategies: int = 0) -> None:
+            emotion_required: bool = True, unknown_strategies: int = 0, key: str | int | None = None) -> None:
         """Add one dialogue (and its scenario node), or one bad row; counts only what is kept."""
         if did in self.dialogue_ids:
             self.r.bad(location, f"duplicate dialogue id '{did}'")
             return
-        if emotion_label is None or not str(emotion_label).strip():
-            if emotion_required:
-                self.r.bad(location, "no emotion label")
-                return
-            emotion = None
-        else:
-            emotion = map_emotion(emotion_label)
-            if emotion is None:
-                self.r.bad(location, f"unknown emotion label '{emotion_label}'")
-                return
-        turns, stats, blanks = self.turns(utterances)
-        if {t.role for t in turns} != {"seeker", "supporter"}:
-            self.r.bad(location, "needs at least one seeker turn and one supporter turn")
+        problem = emotion_problem(emotion_label, emotion_required) or utterances_problem(utterances)
+        if problem:
+            self.r.bad(location, problem)
             return
+        emotion = map_emotion(emotion_label) if emotion_label is not None and str(emotion_label).strip() else None
+        turns, stats, blanks = self.turns(utterances)
         self.r.stats.update(stats)
         for _ in range(blanks):
             self.r.repair("blank_utterance_skipped")
@@ -339,6 +352,7 @@ class _Builder:
                     emotion=emotion or UNSPECIFIED, problem_type=problem, intensity=level, source=self.r.fmt,
                     language=self.r.language)
         self.dialogue_ids.add(did)
+        self.r.origins[did] = (index, key)
         self.r.dialogues.append(Dialogue(id=did, seed=seed, turns=turns, ending="imported",
                                          provenance=self.provenance))
 
@@ -373,14 +387,14 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r")
 
 
-def _classify(record: Any) -> str | None:
+def classify_record(record: Any) -> str | None:
     if not isinstance(record, dict):
         return None
     if "turns" in record and "seed" in record:
         return "synth"
     if isinstance(record.get("dialog"), list):
         return "esconv"
-    if "conversations" in record or "messages" in record:
+    if "conversations" in record or "messages" in record or isinstance(record.get("turns"), list):
         return "chat"
     if "situation" in record and ("emotion" in record or "emotions" in record):
         return "situations"
@@ -391,6 +405,7 @@ def _classify(record: Any) -> str | None:
 class _Parsed:
     fmt: str
     text: str
+    layout: str = "csv"  # how records sit in the file: "csv" (ED), "jsonl" (one a line) or "json" (a list)
     # JSON formats: (location, index, record or None, parse error)
     records: list[tuple[str, int, Any, str | None]] = field(default_factory=list)
 
@@ -453,9 +468,10 @@ def _sniff(path: Path, fmt: str | None = None) -> _Parsed:
             jsonl = True
     else:
         raise UserError(f"{path}: not a dataset this importer knows; {_EXPECTED}")
+    layout = "jsonl" if jsonl else "json"
     records = _parse_json_records(path, text, jsonl)
     if fmt is None:
-        kinds = [_classify(rec) for _, _, rec, err in records if err is None]
+        kinds = [classify_record(rec) for _, _, rec, err in records if err is None]
         if not kinds:
             raise UserError(f"{path}: no readable records; {_EXPECTED}")
         fmt = kinds[0]
@@ -463,7 +479,7 @@ def _sniff(path: Path, fmt: str | None = None) -> _Parsed:
             rec = next(rec for _, _, rec, err in records if err is None)
             keys = sorted(rec)[:8] if isinstance(rec, dict) else type(rec).__name__
             raise UserError(f"{path}: the first record ({keys}) matches no known format; {_EXPECTED}")
-    return _Parsed(fmt, text, records)
+    return _Parsed(fmt, text, layout, records)
 
 
 def detect_format(path: str | Path) -> str:
@@ -478,7 +494,8 @@ def read_dataset(path: str | Path, fmt: str | None = None, license: str = "unkno
     path = Path(path)
     get_language(language)
     parsed = _sniff(path, fmt)
-    result = ImportResult(fmt=parsed.fmt, source=str(path), license=license.strip() or "unknown", language=language)
+    result = ImportResult(fmt=parsed.fmt, source=str(path), license=license.strip() or "unknown", language=language,
+                          layout=parsed.layout)
     builder = _Builder(result)
     if parsed.fmt == "ed_csv":
         _read_ed(parsed.text, builder)
@@ -575,7 +592,7 @@ def _read_ed(text: str, b: _Builder) -> None:
         utterances = [("seeker" if row[4].strip() == speakers[0] else "supporter", _ed_text(row[5]), None)
                       for _, row in rows]
         b.add(where, f"ed-{conv_id}", index, utterances, emotion_label=first[2],
-              problem_label=None, situation_text=_ed_text(first[3]))
+              problem_label=None, situation_text=_ed_text(first[3]), key=conv_id)
 
 
 # ---------------------------------------------------------------- ESConv
@@ -590,6 +607,9 @@ def _esconv_intensity(record: dict) -> int | None:
 
 
 def _role(name: Any) -> str | None:
+    known = _ROLE_OF.get(name) if isinstance(name, str) else None
+    if known is not None:  # the common case, one lookup per message of a large file
+        return known
     key = str(name).strip().lower()
     if key in _SEEKER_ROLES:
         return "seeker"
@@ -636,44 +656,70 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def _read_chat(location: str, index: int, record: dict, b: _Builder) -> None:
-    if "conversations" in record:
-        messages, role_key, text_key = record["conversations"], "from", "value"
-    elif "messages" in record:
-        messages, role_key, text_key = record["messages"], "role", "content"
-    else:
-        b.r.bad(location, "no 'conversations' or 'messages' list")
-        return
+# The three shapes of a chat record: (list key, role key, text key).
+_CHAT_SHAPES = (("conversations", "from", "value"), ("messages", "role", "content"), ("turns", "role", "text"))
+
+
+@dataclass
+class ChatUtterances:
+    """What a chat record says, before it becomes a Dialogue: (role, text, strategy) per message."""
+
+    utterances: list[tuple[str, str, str | None]]
+    unknown_strategies: int = 0
+    system_skipped: int = 0
+
+
+def chat_utterances(record: dict) -> ChatUtterances | str:
+    """The seeker/supporter utterances of a chat record, or why it has none that can be read."""
+    shape = next((s for s in _CHAT_SHAPES if s[0] in record), None)
+    if shape is None:
+        return "no 'conversations', 'messages' or 'turns' list"
+    list_key, role_key, text_key = shape
+    messages = record[list_key]
     if not isinstance(messages, list):
-        b.r.bad(location, f"'{'conversations' if role_key == 'from' else 'messages'}' is not a list")
-        return
-    utterances = []
-    unknown = 0
+        return f"'{list_key}' is not a list"
+    out = ChatUtterances([])
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            b.r.bad(location, f"message {i} is not an object")
-            return
+            return f"message {i} is not an object"
         role = _role(msg.get(role_key))
         text = _content_text(msg.get(text_key))
         if role is None:
-            b.r.bad(location, f"message {i} has unknown {role_key} '{msg.get(role_key)}'")
-            return
+            return f"message {i} has unknown {role_key} '{msg.get(role_key)}'"
         if text is None:
-            b.r.bad(location, f"message {i} has no text '{text_key}'")
-            return
+            return f"message {i} has no text '{text_key}'"
         if role == "system":
-            b.r.stats["system_messages_skipped"] += 1
+            out.system_skipped += 1
             continue
         strategy = None
         if role == "supporter" and msg.get("strategy") is not None:
             strategy, known = map_strategy(msg.get("strategy"))
-            unknown += not known
-        utterances.append((role, text, strategy))
+            out.unknown_strategies += not known
+        out.utterances.append((role, text, strategy))
+    return out
+
+
+def record_key(record: dict) -> str | int | None:
+    """The id a record carries itself (what outputs keyed by the input's ids use), if it has a usable one."""
     rid = record.get("id")
-    did = f"chat-{rid}" if isinstance(rid, (str, int)) and str(rid).strip() else f"chat-{index}"
-    b.add(location, did, index, utterances, emotion_label=record.get("emotion"),
+    return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid).strip() else None
+
+
+def chat_dialogue_id(record: dict, index: int) -> str:
+    key = record_key(record)
+    return f"chat-{key}" if key is not None else f"chat-{index}"
+
+
+def _read_chat(location: str, index: int, record: dict, b: _Builder) -> None:
+    said = chat_utterances(record)
+    if isinstance(said, str):
+        b.r.bad(location, said)
+        return
+    if said.system_skipped:
+        b.r.stats["system_messages_skipped"] += said.system_skipped
+    b.add(location, chat_dialogue_id(record, index), index, said.utterances, emotion_label=record.get("emotion"),
           problem_label=record.get("problem_type"), situation_text=record.get("situation"),
-          emotion_required=False, unknown_strategies=unknown)
+          emotion_required=False, unknown_strategies=said.unknown_strategies, key=record_key(record))
 
 
 # ---------------------------------------------------------------- situations, synth
@@ -707,6 +753,7 @@ def _read_synth(location: str, index: int, record: dict, b: _Builder) -> None:
         b.r.bad(location, f"duplicate dialogue id '{dialogue.id}'")
         return
     b.dialogue_ids.add(dialogue.id)
+    b.r.origins[dialogue.id] = (index, dialogue.id)
     b.r.dialogues.append(dialogue)
 
 

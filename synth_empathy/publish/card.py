@@ -211,6 +211,27 @@ def _caveat(manifest: Manifest | None) -> str:
     return f"\n> **The scores are not evidence of quality.** {caveat[0].upper()}{caveat[1:]}.\n"
 
 
+def _decontamination(manifest: Manifest | None) -> str:
+    """What `decontaminate` checked the corpus against and what it found (nothing when it never ran)."""
+    report = manifest.decontamination if manifest else None
+    if not report:
+        return ""
+    checked, found = report["checked"], report["found"]
+    files = [(f["path"], f["format"], f"{f['dialogues']:,}") for f in checked["against"]]
+    action = (f"{found['dropped']:,} dropped (in `rejected.jsonl`, stage `decontaminate`)" if checked["drop"]
+              else "reported, none dropped")
+    return f"""### Benchmark contamination
+
+Checked {checked['dialogues_checked']:,} dialogues for shared {checked['ngram']}-grams of words and for near
+duplicates (MinHash, Jaccard >= {checked['threshold']}) against:
+
+{_table(("benchmark file", "format", "dialogues"), files, "llr")}
+Found: {found['dialogues']:,} dialogues ({found['ngram_overlap']:,} sharing a {checked['ngram']}-gram,
+{found['near_duplicate']:,} near duplicates); {action}. Checked {checked['when']}.
+
+"""
+
+
 def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, *,
                            export_section: str = "", front_matter_extra: Mapping[str, Any] | None = None,
                            files_section: str = OUTPUT_FILES) -> str:
@@ -291,7 +312,7 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Rejections by stage and reason
 
 {_table(("stage", "rejected", "reasons (count)"), rejection_rows, "lrl")}
-### Judge scores
+{_decontamination(manifest)}### Judge scores
 
 {_score_histograms(stats["scores"])}
 ### Judge agreement with people

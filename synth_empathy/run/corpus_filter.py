@@ -16,7 +16,8 @@ from synth_empathy.corpus.importers import source_entry
 from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.manifest import build_manifest, now, write_manifest
 from synth_empathy.corpus.outputs import check_outputs
-from synth_empathy.corpus.read import read_any_dialogues
+from synth_empathy.corpus.read import report_bad_rows
+from synth_empathy.corpus.records import import_records, need_dialogues
 from synth_empathy.corpus.store import KEPT_FILE, CorpusWriter, Tally
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
@@ -30,8 +31,13 @@ from synth_empathy.programs import load_programs
 from synth_empathy.programs.judge import Judge
 from synth_empathy.publish.card import write_card
 from synth_empathy.run.batch_judge import judge_by_batch
+from synth_empathy.run.outside import write_outside
 from synth_empathy.run.workers import Outcome, Workers
 from synth_empathy.schema import Dialogue, Manifest, Rejection, Scores
+
+# An outside dataset's own records, next to our layout: kept and rejected as the input held them (the
+# input's suffix), and one {id, record, kept, stage, reasons, scores} line per record keyed by its own id.
+SOURCE_KEPT, SOURCE_REJECTED, SOURCE_OUTCOMES = "source_kept", "source_rejected", "source_outcomes.jsonl"
 
 
 def _split(outcomes: Iterable[Outcome]) -> tuple[list[Dialogue], list[Rejection]]:
@@ -133,7 +139,9 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
     started, created = time.perf_counter(), now()
     # An imported corpus is in the run's language; a mixed setting names no one language, so it is read as English.
     language = config.run.language if isinstance(config.run.language, str) else "en"
-    dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl", language=language)
+    records, dialogues = import_records(source, language=language)
+    report_bad_rows(source, records.bad_rows, out_dir / "bad_rows.jsonl")
+    need_dialogues(records, len(dialogues))
     # Our own records name the catalog; an imported file's name its format, and the file is a source to credit.
     fmt = dialogues[0].seed.source
     sources = [] if fmt == "catalog" else [source_entry(source, fmt, source_license)]
@@ -154,6 +162,9 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
     for r in rejected:
         writer.reject(r)
     writer.close()
+    if records.fmt != "synth":  # an outside dataset: its own records back, beside our layout
+        write_outside(records, kept, rejected, out_dir / f"{SOURCE_KEPT}{records.suffix}", out_dir / SOURCE_OUTCOMES,
+                      out_dir / f"{SOURCE_REJECTED}{records.suffix}")
     scores = [(o, o.scores) for o in judged if isinstance(o, Dialogue)]
     sweep = threshold_sweep(scores)
     if select is not None:
