@@ -8,7 +8,8 @@ turn), `chosen` and `rejected` (one assistant message each), plus `source`:
 
 `margin` is how much better the critic scored the chosen reply than the rejected one on the EPITOME rubric
 (er + ip + ex, each 0-2, so -6..6), known only where the critic scored both: a revision is scored when a later
-critique round looked at it (dialogue.critique_rounds >= 2), a human edit never. TRL's RewardTrainer reads a
+critique round looked at it (dialogue.critique_rounds >= 2; a revision of the last round is not), a human edit
+never. TRL's RewardTrainer reads a
 `margin` column; DPOTrainer ignores it.
 """
 

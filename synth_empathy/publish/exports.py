@@ -410,8 +410,8 @@ def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelectio
     if not pairs:
         known = sum(p["margin"] is not None for p in every)
         raise UserError(f"none of the {len(every):,} preference pairs in {corpus.path} has a margin >= "
-                        f"{min_margin:g} ({known:,} have a margin at all: one is known where the critic scored the "
-                        f"revision too, so generate with dialogue.critique_rounds >= 2)")
+                        f"{min_margin:g} ({known:,} have a margin at all: one is known only where a later critique "
+                        f"round scored the revision and passed it, which needs dialogue.critique_rounds >= 2)")
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out, pairs)
     counts = {source: sum(p["source"] == source for p in pairs) for source in ("human_edit", "critique_revision")}
