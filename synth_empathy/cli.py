@@ -596,14 +596,15 @@ def optimize_cmd(
 @handles_errors
 def export_cmd(
     corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
-    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf or dpo.")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf, prompt-completion or dpo.")],
     out: Annotated[Path, typer.Option("--out", help="Output file (openai, sharegpt) or folder (hf).")],
     min_sensibility: Annotated[float | None, typer.Option("--min-sensibility")] = None,
     min_rationality: Annotated[float | None, typer.Option("--min-rationality")] = None,
     emotion: Annotated[list[str] | None, typer.Option("--emotion", help="Keep these emotions (repeatable).")] = None,
     problem_type: Annotated[list[str] | None, typer.Option("--problem-type", help="Repeatable.")] = None,
     strategy: Annotated[list[str] | None, typer.Option("--strategy", help="Repeatable.")] = None,
-    targets: Annotated[str, typer.Option("--targets", help="openai: train on all|last supporter turns.")] = "all",
+    targets: Annotated[str, typer.Option(
+        "--targets", help="openai, prompt-completion: train on all|last supporter turns.")] = "all",
     system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
     split: Annotated[str | None, typer.Option("--split", help="hf: train,validation,test e.g. 0.8,0.1,0.1.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="hf: seed of the split.")] = 0,
@@ -611,8 +612,11 @@ def export_cmd(
     private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
     pii: PiiOpt = "report",
+    min_margin: Annotated[float | None, typer.Option(
+        "--min-margin", help="dpo: keep pairs whose critique margin is known and at least this (-6..6).")] = None,
 ) -> None:
-    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
+    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, TRL
+    prompt-completion rows (one per supporter reply), or DPO pairs."""
     check_out(out, "dir" if fmt == "hf" else "file")
     from synth_empathy.filters.pii import check_mode
     from synth_empathy.publish.exports import build_selection, export_corpus
@@ -621,7 +625,8 @@ def export_cmd(
     selection = build_selection(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
                                 problem_types=problem_type, strategies=strategy)
     result = export_corpus(corpus, fmt, out, selection=selection, targets=targets, system_prompt=system_prompt,
-                           split=split, seed=seed, push=push, private=private, overwrite=overwrite, pii=mode)
+                           split=split, seed=seed, push=push, private=private, overwrite=overwrite, pii=mode,
+                           min_margin=min_margin)
     typer.echo(result.summary())
     if result.pii is not None:
         typer.echo(result.pii.summary())
