@@ -19,9 +19,9 @@ from synth_empathy.programs.transcript import (
     conversation_text,
     first_person,
     not_said_yet,
-    persona_card,
     seeker_brief,
-    seeker_feeling,
+    seeker_character,
+    seeker_feeling_at,
     with_reply,
 )
 from synth_empathy.schema import Dialogue, Label
@@ -75,8 +75,8 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int,
                 intensity = turn.intensity if turn.intensity is not None else d.seed.intensity
                 closing = d.ending == "seeker_done" and i == len(d.turns) - 1
                 examples.append(dspy.Example(
-                    character=persona_card(d.seed.persona), situation=first_person(d.seed.situation.text),
-                    feeling=seeker_feeling(d.seed.emotion, intensity, closing),
+                    character=seeker_character(d.seed), situation=first_person(d.seed.situation.text),
+                    feeling=seeker_feeling_at(d.seed, before, intensity, closing),
                     not_said_yet=not_said_yet(d.seed, before),
                     conversation=conversation_text(before, viewpoint="seeker"), message=turn.text,
                 ).with_inputs("character", "situation", "feeling", "not_said_yet", "conversation"))

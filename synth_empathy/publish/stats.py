@@ -204,6 +204,26 @@ def seeker_intensities(dialogue: Dialogue) -> list[int]:
     return [t.intensity for t in dialogue.turns if t.role == "seeker" and t.intensity is not None]
 
 
+def profile_summary(dialogues: Sequence[Dialogue]) -> dict[str, Any]:
+    """Kept dialogues per seeker-profile level, with the mean intensity drop (first seeker turn to last) at each:
+    do harder seekers come down less? Dialogues made before profiles count under `without_profile`."""
+    levels: dict[str, dict[str, list[int]]] = {}
+    without = 0
+    for d in dialogues:
+        if d.seed.profile is None:
+            without += 1
+            continue
+        values = seeker_intensities(d)
+        drop = values[0] - values[-1] if values else 0
+        for name, level in d.seed.profile.model_dump().items():
+            levels.setdefault(name, {}).setdefault(str(level).lower(), []).append(drop)
+    return {
+        "without_profile": without,
+        "levels": {name: {level: {"n": len(v), "mean_intensity_drop": round(sum(v) / len(v), 3)}
+                          for level, v in sorted(by_level.items())} for name, by_level in levels.items()},
+    }
+
+
 def distinct_n(texts: Iterable[str], n: int) -> float | None:
     """Distinct n-grams over all n-grams across the texts (Li et al. 2016); None when there are none."""
     return distinct_ns(texts, (n,))[n]
@@ -321,6 +341,7 @@ def corpus_stats(dialogues: Sequence[Dialogue], rejections: Sequence[Mapping] = 
         "coverage": coverage_summary(dialogues, catalog, catalog_note),
         "lengths": length_summary(dialogues),
         "intensity_by_turn": intensity_trajectory(dialogues),
+        "seeker_profiles": profile_summary(dialogues),
         "diversity": diversity(dialogues, sample_size, seed),
         "usage": usage_summary(manifest, len(dialogues)),
         "provenance": provenance_summary(dialogues, manifest),
@@ -411,6 +432,11 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     lines.append(f"diversity     distinct-1 {_num(d['distinct_1'], 3)}, distinct-2 {_num(d['distinct_2'], 3)} "
                  f"(supporter turns); self-similarity {_num(sim['mean_jaccard'], 3)} "
                  f"(mean Jaccard of {sim['sample']} dialogues)")
+    profiles = stats.get("seeker_profiles") or {}
+    if profiles.get("levels"):
+        lines.append("profiles      " + "; ".join(
+            f"{name} " + ", ".join(f"{level} {v['n']:,}" for level, v in by_level.items())
+            for name, by_level in profiles["levels"].items()))
     lengths = stats["lengths"]
     lines.append(f"lengths       {_num(lengths['turns_per_dialogue']['mean'], 1)} turns a dialogue, "
                  f"{_num(lengths['words_per_supporter_turn']['mean'], 1)} words a supporter turn, "
