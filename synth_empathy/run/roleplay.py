@@ -59,10 +59,11 @@ class SeekerSide:
         """How many seeker messages have been written."""
         return sum(t.role == "seeker" for t in self.turns)
 
-    def speak(self) -> Turn | None:
+    def speak(self, text: str | None = None) -> Turn | None:
         """The seeker's next message (closing when `hear` decided so), or None when it only repeats an earlier
-        message: the talk has stalled, and the repeat is dropped."""
-        message = trim_sentences(self.seeker(
+        message: the talk has stalled, and the repeat is dropped. `text` replays a message written before (the
+        RL environment starts every rollout of a group from the same opening) instead of asking the LM."""
+        message = text if text is not None else trim_sentences(self.seeker(
             character=self._character, situation=first_person(self.seed.situation.text),
             feeling=seeker_feeling_at(self.seed, self.turns, self.intensity, self.closing),
             not_said_yet=not_said_yet(self.seed, self.turns),
