@@ -4,7 +4,7 @@ synth_empathy.train), printing losses and rewards. The stages run in that order 
 
     pip install -e ".[train]"     # torch, transformers, trl, gguf: install torch for your platform first
     python examples/train_smollm2.py --corpus outputs/demo        # a corpus made with generate --keep-drafts
-    python examples/train_smollm2.py                              # makes a 4-dialogue corpus first (slow on CPU)
+    python examples/train_smollm2.py                              # makes a 3-dialogue corpus first (slow on CPU)
 
 It shows that the pieces fit, not that three steps make a better supporter: the model is tiny and so is the data.
 """
@@ -49,9 +49,11 @@ def load_smollm2():
     return model, tokenizer
 
 
-def make_corpus(out: Path) -> Path:
-    """Four dialogues on the embedded model, drafts kept (DPO pairs come from the critique's revisions)."""
-    cfg = load_config(None, {"n": 4, "dialogue": {"keep_drafts": True, "max_turns": 2, "min_turns": 1}})
+def make_corpus(out: Path, n: int) -> Path:
+    """A few one-exchange dialogues on the embedded model, drafts kept (DPO pairs come from the critique's
+    revisions). The embedded judge is too small to judge (see the data card), so it keeps whatever passes the rules."""
+    cfg = load_config(None, {"n": n, "dialogue": {"keep_drafts": True, "max_turns": 1, "min_turns": 1},
+                             "judge": {"min_sensibility": 0, "min_rationality": 0}})
     manifest = run_generate(cfg, out)
     print(f"corpus: {manifest.counts['kept']} kept, {manifest.counts['rejected']} rejected -> {out}")
     return out
@@ -116,20 +118,22 @@ def grpo(model, tokenizer, work: Path, steps: int, episodes: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, help="a corpus folder (generate --keep-drafts); default: make one")
-    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per stage")
+    parser.add_argument("--dialogues", type=int, default=3, help="dialogues in the corpus made without --corpus")
+    parser.add_argument("--steps", type=int, default=3, help="SFT and DPO optimizer steps")
+    parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO optimizer steps (each plays 2 episodes)")
     parser.add_argument("--episodes", type=int, default=2, help="GRPO: distinct episodes (prompts)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.manual_seed(0)
     work = Path(tempfile.mkdtemp(prefix="train_smollm2_"))
-    corpus = args.corpus or make_corpus(work / "corpus")
+    corpus = args.corpus or make_corpus(work / "corpus", args.dialogues)
     started = time.perf_counter()
     model, tokenizer = load_smollm2()
     print(f"loaded SmolLM2-135M from {embedded_model_path().name} in {time.perf_counter() - started:.0f} s")
     results = []
     for stage in (lambda: sft(model, tokenizer, corpus, work, args.steps),
                   lambda: dpo(model, tokenizer, corpus, work, args.steps),
-                  lambda: grpo(model, tokenizer, work, args.steps, args.episodes)):
+                  lambda: grpo(model, tokenizer, work, args.grpo_steps, args.episodes)):
         result = stage()
         results.append(result)
         print(json.dumps(result), flush=True)
