@@ -74,8 +74,9 @@ def losses(trainer) -> list[float]:
 
 def sft(model, tokenizer, corpus: Path, work: Path, steps: int) -> dict:
     export_corpus(corpus, "openai", work / "sft.jsonl", overwrite=True)
-    rows = [{"messages": [{"role": m["role"], "content": m["content"]} for m in r["messages"]]}
-            for r in read_jsonl(work / "sft.jsonl")]
+    # Chat rows (messages) or TRL's prompt/completion rows, whichever the export writes; only the fields TRL reads.
+    rows = [{"messages": [{"role": m["role"], "content": m["content"]} for m in r["messages"]]} if "messages" in r
+            else {k: r[k] for k in ("prompt", "completion")} for r in read_jsonl(work / "sft.jsonl")]
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
                          args=SFTConfig(**common(work / "sft", steps), max_length=512))
     started = time.perf_counter()
@@ -99,9 +100,9 @@ def dpo(model, tokenizer, corpus: Path, work: Path, steps: int) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def grpo(model, tokenizer, work: Path, steps: int, episodes: int) -> dict:
-    # The seeker runs on the embedded model through llama.cpp; two replies an episode keep CPU rollouts short.
-    env = SupportEnv(load_config(None, {"dialogue": {"max_turns": 2, "min_turns": 1}}))
+def grpo(model, tokenizer, work: Path, steps: int, episodes: int, turns: int) -> dict:
+    # The seeker runs on the embedded model through llama.cpp; few replies an episode keep CPU rollouts short.
+    env = SupportEnv(load_config(None, {"dialogue": {"max_turns": turns, "min_turns": 1}}))
     rows = episode_rows(env, episodes)
     args = GRPOConfig(**common(work / "grpo", steps), num_generations=2, max_completion_length=256, beta=0.0,
                       temperature=1.0)
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="SFT and DPO optimizer steps")
     parser.add_argument("--grpo-steps", type=int, default=2, help="GRPO optimizer steps (each plays 2 episodes)")
     parser.add_argument("--episodes", type=int, default=2, help="GRPO: distinct episodes (prompts)")
+    parser.add_argument("--grpo-turns", type=int, default=2, help="GRPO: supporter replies an episode at most")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -133,7 +135,7 @@ def main() -> None:
     results = []
     for stage in (lambda: sft(model, tokenizer, corpus, work, args.steps),
                   lambda: dpo(model, tokenizer, corpus, work, args.steps),
-                  lambda: grpo(model, tokenizer, work, args.grpo_steps, args.episodes)):
+                  lambda: grpo(model, tokenizer, work, args.grpo_steps, args.episodes, args.grpo_turns)):
         result = stage()
         results.append(result)
         print(json.dumps(result), flush=True)
