@@ -12,6 +12,7 @@ It shows that the pieces fit, not that three steps make a better supporter: the 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import tempfile
@@ -91,7 +92,10 @@ def dpo(model, tokenizer, corpus: Path, work: Path, steps: int) -> dict:
     if not rows:
         return {"stage": "DPO", "rows": 0, "steps": 0, "loss": [], "seconds": 0.0,
                 "note": "the corpus has no revised supporter turn, so no preference pair"}
-    trainer = DPOTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
+    # The reference is the model as SFT left it; TRL would otherwise reload it from a path, and a GGUF has none.
+    reference = copy.deepcopy(model).eval()
+    trainer = DPOTrainer(model=model, ref_model=reference, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list(rows),
                          args=DPOConfig(**common(work / "dpo", steps), max_length=512, beta=0.1))
     started = time.perf_counter()
     trainer.train()
