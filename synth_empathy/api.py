@@ -20,7 +20,7 @@ from synth_empathy.config import RunConfig
 from synth_empathy.corpus.manifest import read_manifest
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog, load_catalog
-from synth_empathy.graphs.sampler import plan_for
+from synth_empathy.graphs.sampler import iter_plan, plan_for
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.publish.rows import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.run.feed import DialogueStream, Feed, earlier_outcomes
@@ -78,7 +78,7 @@ class Generator:
         run = Run(self.config, Path("."), **self._parts())
         # A bounded window of seeds in flight: a consumer that stops early does not wait for the whole plan.
         with Workers(run.make, self.config.concurrency, name="stream") as pool:
-            yield from pool.as_finished(plan_for(run.catalog, self.config), window=self.config.concurrency)
+            yield from pool.as_finished(iter_plan(run.catalog, self.config), window=self.config.concurrency)
 
     def run(self, out_dir: str | Path, resume: bool = False) -> Manifest:
         """The CLI's path: write the corpus (kept, rejected, manifest, card) to `out_dir`; resumable."""

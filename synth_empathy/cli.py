@@ -718,6 +718,39 @@ def calibrate_cmd(
                    f"min_rationality = {proposed['min_rationality']:g}", err=True)
 
 
+@app.command("eval")
+@handles_errors
+@model_flags()
+def eval_cmd(
+    n: Annotated[int, typer.Option("-n", "--n", help="Held-out seeds to play.")] = 10,
+    out: Annotated[Path, typer.Option("--out", help="Folder for eval.json and episodes.jsonl.")] = Path("outputs/eval"),
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Skip the judge: the intensity reward alone.")] = False,
+    overwrite: OverwriteOpt = False,
+    *,
+    flags: ModelFlags,
+) -> None:
+    """A model plays the supporter against the live seeker on held-out seeds: mean intensity drop, judge scores and
+    failure flags per emotion. --backend, --model, --api-base and --api-key-env name the model under test; the
+    seeker, and the judge unless --judge-model names one, run on the --config file's [model] (default: embedded)."""
+    check_out(out, "dir")
+    from synth_empathy.train.evaluate import check_out_dir, run_eval, write_eval
+
+    check_out_dir(out, overwrite)
+    supporter = flags.run_config().model  # the flags, checked as every command checks them
+    seeker_config = load_config(flags.config, {"judge": {"model": flags.judge_model}} if flags.judge_model else {},
+                                flags=FLAG_SETTINGS)
+
+    def tick(index: int, episode) -> None:
+        typer.echo(f"[{index + 1}/{n}] {episode.dialogue.seed.emotion}: intensity {episode.dialogue.seed.intensity} "
+                   f"-> {episode.final_intensity}, return {episode.total_reward:.2f}, {episode.dialogue.ending}",
+                   err=True)
+
+    result = run_eval(seeker_config, supporter, n, judge=not no_judge, on_episode=tick)
+    path = write_eval(result, out, overwrite=overwrite)
+    typer.echo(result.table())
+    typer.echo(f"-> {path}")
+
+
 def main() -> None:
     app(prog_name="synth-empathy")
 

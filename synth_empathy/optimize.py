@@ -21,7 +21,7 @@ from synth_empathy.programs.transcript import (
     not_said_yet,
     seeker_brief,
     seeker_character,
-    seeker_feeling,
+    seeker_feeling_at,
     with_reply,
 )
 from synth_empathy.schema import Dialogue, Label
@@ -78,7 +78,7 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int,
                 closing = d.ending == "seeker_done" and i == len(d.turns) - 1
                 examples.append(dspy.Example(
                     character=seeker_character(d.seed), situation=first_person(d.seed.situation.text),
-                    feeling=seeker_feeling(d.seed.emotion, intensity, closing),
+                    feeling=seeker_feeling_at(d.seed, before, intensity, closing),
                     not_said_yet=not_said_yet(d.seed, before),
                     conversation=conversation_text(before, viewpoint="seeker"), message=turn.text,
                 ).with_inputs("character", "situation", "feeling", "not_said_yet", "conversation"))

@@ -156,6 +156,20 @@ class Source(_Strict):
 
 # ---------------------------------------------------------------- generation
 
+RESISTANCE_LEVELS = ("low", "medium", "high")
+DISCLOSURE_PACES = ("open", "gradual", "guarded")
+PUSHBACK_LEVELS = ("rare", "sometimes", "often")
+
+
+class SeekerProfile(_Strict):
+    """How hard the seeker is to help, sampled per seed: simulated seekers left alone are overly cooperative and
+    hide supporter failures (arXiv 2601.07698). What each level does is in programs/seeker_profile.py."""
+
+    resistance: Literal["low", "medium", "high"]  # how far one good reply can lower the hidden intensity
+    disclosure: Literal["open", "gradual", "guarded"]  # how fast the hidden details come out
+    pushback: Literal["rare", "sometimes", "often"]  # how often the seeker misreads a reply or pushes back on it
+    relapse: bool  # the relief of a good reply wears off by the next one
+
 
 class Seed(_Strict):
     """Everything one dialogue starts from; its id is derived from the content."""
@@ -169,6 +183,7 @@ class Seed(_Strict):
     intensity: int = Field(ge=0, le=10)
     source: str = "catalog"
     language: str = "en"  # ISO 639-1: what the seeker and supporter speak (synth_empathy.languages)
+    profile: SeekerProfile | None = None  # None: the cooperative seeker of corpora made before profiles
 
 
 class Critique(_Strict):

@@ -171,6 +171,19 @@ def _lengths(lengths: Mapping[str, Any]) -> str:
           f"safety reply.\n")
 
 
+def _profiles(profiles: Mapping[str, Any] | None) -> str:
+    if not profiles or not profiles.get("levels"):
+        return "No dialogue carries a seeker profile (made before profiles): every seeker was the cooperative one.\n"
+    rows = [(name, level, v["n"], _num(v["mean_intensity_drop"]))
+            for name, by_level in profiles["levels"].items() for level, v in by_level.items()]
+    note = (f"\n{profiles['without_profile']:,} dialogues carry no profile (made before profiles).\n"
+            if profiles.get("without_profile") else "")
+    return ("Each seed's seeker was given a profile (resistance, disclosure pace, push-back, relapse), balanced "
+            "across the plan, so the seekers are not all pushovers; the drop is the seeker's intensity at its "
+            "first message minus its last.\n\n"
+            + _table(("dimension", "level", "dialogues", "mean intensity drop"), rows, "llrr") + note)
+
+
 def _usage(usage: Mapping[str, Any]) -> str:
     def cost(value: float | None) -> str:
         return f"${value:,.4f}" if value is not None else "n/a"
@@ -339,6 +352,10 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Languages
 
 {_languages(dist.get("language") or {})}
+
+### Seeker profiles
+
+{_profiles(stats.get("seeker_profiles"))}
 ### Turns and lengths
 
 {_lengths(stats["lengths"])}

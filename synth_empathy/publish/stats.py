@@ -203,6 +203,8 @@ class CorpusPass:
         self.revised = 0
         self.crisis = 0
         self.intensity_by_turn: dict[int, list[int]] = {}
+        self.profile_drops: dict[str, dict[str, list[int]]] = {}  # profile dimension -> level -> intensity drops
+        self.without_profile = 0
         self.distinct = DistinctNgrams((1, 2))
         self.sample = _Reservoir(sample_size, seed)
         self.sample_size, self.seed = sample_size, seed
@@ -234,8 +236,15 @@ class CorpusPass:
         self.exchanges.append(sum(t.role == "supporter" for t in d.turns))
         self.words_per_dialogue.append(sum(counts))
         self.crisis += d.crisis
-        for i, value in enumerate(seeker_intensities(d), 1):
+        intensities = seeker_intensities(d)
+        for i, value in enumerate(intensities, 1):
             self.intensity_by_turn.setdefault(i, []).append(value)
+        if d.seed.profile is None:
+            self.without_profile += 1
+        else:
+            drop = intensities[0] - intensities[-1] if intensities else 0
+            for name, level in d.seed.profile.model_dump().items():
+                self.profile_drops.setdefault(name, {}).setdefault(str(level).lower(), []).append(drop)
         self.sample.add(dialogue_text(d, "dialogue"))
         p = d.provenance
         self.models["generator"].add(p.generator_model)
@@ -262,6 +271,7 @@ class CorpusPass:
             "lengths": self._lengths(),
             "intensity_by_turn": [{"turn": i, "n": len(v), "mean": round(sum(v) / len(v), 3)}
                                   for i, v in sorted(self.intensity_by_turn.items())],
+            "seeker_profiles": self._profiles(),
             "diversity": self._diversity(),
             "usage": usage_summary(manifest, self.kept),
             "provenance": self._provenance(manifest),
@@ -308,6 +318,16 @@ class CorpusPass:
             "total_words": sum(self.words_per_dialogue),
             "revised_supporter_turns": self.revised,
             "crisis_dialogues": self.crisis,
+        }
+
+    def _profiles(self) -> dict[str, Any]:
+        """Kept dialogues per seeker-profile level, with the mean intensity drop (first seeker turn to last) at
+        each: do harder seekers come down less? Dialogues made before profiles count under `without_profile`."""
+        return {
+            "without_profile": self.without_profile,
+            "levels": {name: {level: {"n": len(v), "mean_intensity_drop": round(sum(v) / len(v), 3)}
+                              for level, v in sorted(by_level.items())}
+                       for name, by_level in self.profile_drops.items()},
         }
 
     def _diversity(self) -> dict[str, Any]:
@@ -472,6 +492,11 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     lines.append(f"diversity     distinct-1 {_num(d['distinct_1'], 3)}, distinct-2 {_num(d['distinct_2'], 3)} "
                  f"(supporter turns); self-similarity {_num(sim['mean_jaccard'], 3)} "
                  f"(mean Jaccard of {sim['sample']} dialogues)")
+    profiles = stats.get("seeker_profiles") or {}
+    if profiles.get("levels"):
+        lines.append("profiles      " + "; ".join(
+            f"{name} " + ", ".join(f"{level} {v['n']:,}" for level, v in by_level.items())
+            for name, by_level in profiles["levels"].items()))
     lengths = stats["lengths"]
     lines.append(f"lengths       {_num(lengths['turns_per_dialogue']['mean'], 1)} turns a dialogue, "
                  f"{_num(lengths['words_per_supporter_turn']['mean'], 1)} words a supporter turn, "

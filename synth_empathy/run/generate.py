@@ -62,6 +62,13 @@ def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
     return config.backend, config.api_base
 
 
+def dspy_settings(config: RunConfig) -> dict:
+    """The dspy.context settings for a run's calls. DSPy keeps every call's prompt and response in the LM's, the
+    modules' and a global history, and every prediction with its inputs in a global trace (for optimizers): up to
+    10,000 entries each, memory that grows with n. Both off unless config.run.lm_history asks for them."""
+    return {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
+
+
 class Run:
     """One generate run into one output directory; thread-safe where workers meet (dedup gate, meter)."""
 
@@ -84,10 +91,7 @@ class Run:
         self.adapter = PlainAdapter()
         self.budget: Budget | None = None  # set by run_generate under --max-cost
         self.sources: list[Source] = []  # the imported datasets the plan is seeded from; set with the plan
-        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history, and every
-        # prediction with its inputs in a global trace (for optimizers): up to 10,000 entries each, memory that
-        # grows with n. Both off for the run's calls unless config.run.lm_history asks for them.
-        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
+        self.dspy_settings = dspy_settings(config)
         self.meter = UsageMeter()
         self.gate = DedupGate(config.dedup)
         self.created = now()
