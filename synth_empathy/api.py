@@ -6,6 +6,7 @@ Example:
     >>> for dialogue in gen.stream():          # validated, filtered Dialogue objects as they are made
     ...     print(dialogue.turns[-1].text)
     >>> manifest = gen.run("outputs/run")      # the CLI's path: the corpus on disk, resumable
+    >>> train = gen.to_hf_iterable_dataset("outputs/train")  # made once into the folder; every epoch re-reads it
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
-from synth_empathy.errors import require_extra
+from synth_empathy.corpus.manifest import read_manifest
+from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog, load_catalog
-from synth_empathy.graphs.sampler import plan_for
+from synth_empathy.graphs.sampler import iter_plan, plan_for
 from synth_empathy.programs import Programs, load_programs
-from synth_empathy.publish.exports import hf_row
+from synth_empathy.publish.rows import DEFAULT_SYSTEM_PROMPT
+from synth_empathy.run.feed import DialogueStream, Feed, earlier_outcomes
 from synth_empathy.run.generate import CustomFilter, Run, run_generate
-from synth_empathy.run.workers import Workers
-from synth_empathy.schema import Dialogue, Manifest, Seed
+from synth_empathy.run.workers import Outcome, Workers
+from synth_empathy.schema import Manifest, Seed
 
 
 class Generator:
@@ -54,6 +57,7 @@ class Generator:
         self.catalog = catalog
         self.generator_lm = generator_lm
         self.judge_lm = judge_lm
+        self._feeds: dict[Path | None, Feed] = {}
 
     def _parts(self) -> dict:
         return dict(programs=self.programs, generator_lm=self.generator_lm, judge_lm=self.judge_lm,
@@ -64,28 +68,63 @@ class Generator:
         catalog = self.catalog or load_catalog(self.config.personas_dir, self.config.scenarios_dir)
         return plan_for(catalog, self.config)
 
-    def stream(self) -> Iterator[Dialogue]:
+    def stream(self) -> DialogueStream:
         """Yield each kept dialogue as soon as it is made and has passed the filters; nothing is written.
-        Rejections are dropped here; use `run()` to keep them on disk."""
+        Each call is a new pass that makes new dialogues; the stream's `rejections` and `counts()` say what the
+        filters dropped. For training over several epochs use `materialize` (or `to_hf_iterable_dataset`)."""
+        return DialogueStream(self._outcomes(), self.config.n)
+
+    def _outcomes(self) -> Iterator[Outcome]:
         run = Run(self.config, Path("."), **self._parts())
         # A bounded window of seeds in flight: a consumer that stops early does not wait for the whole plan.
         with Workers(run.make, self.config.concurrency, name="stream") as pool:
-            for outcome in pool.as_finished(plan_for(run.catalog, self.config), window=self.config.concurrency):
-                if isinstance(outcome, Dialogue):
-                    yield outcome
+            yield from pool.as_finished(iter_plan(run.catalog, self.config), window=self.config.concurrency)
 
     def run(self, out_dir: str | Path, resume: bool = False) -> Manifest:
         """The CLI's path: write the corpus (kept, rejected, manifest, card) to `out_dir`; resumable."""
         return run_generate(self.config, Path(out_dir), resume=resume, **self._parts())
 
-    def to_hf_iterable_dataset(self):
-        """A `datasets.IterableDataset` over `stream()`, for PyTorch/Hugging Face data loaders.
-        Each row is the hf export's row (`publish.exports.hf_row`): id, messages (user = seeker, assistant =
-        supporter, no system message), seed fields, scores, models and the whole record."""
-        IterableDataset = require_extra("datasets", "hf", "to_hf_iterable_dataset").IterableDataset
+    def materialize(self, out_dir: str | Path | None = None) -> Feed:
+        """The plan made once, on a background thread, and replayed to every reader (see `run.feed.Feed`).
 
-        def rows():
-            for d in self.stream():
-                yield hf_row(d, system_prompt=None)
+        With `out_dir` the dialogues are written there as `run()` writes them (kept, rejected, manifest, card)
+        and a folder of an earlier session is resumed, so a restarted training script re-reads what was made;
+        without, they are kept in memory. One feed per folder per Generator: a second call returns the first.
 
-        return IterableDataset.from_generator(rows)
+        Example:
+            >>> feed = gen.materialize("outputs/train")  # doctest: +SKIP
+            >>> ds = feed.to_hf_iterable_dataset()        # doctest: +SKIP
+            >>> feed.counts()                             # planned, kept, rejected, pending, reasons
+        """
+        key = None if out_dir is None else Path(out_dir).resolve()
+        if key not in self._feeds:
+            self._feeds[key] = self._memory_feed() if key is None else self._folder_feed(Path(out_dir))
+        return self._feeds[key]
+
+    def _memory_feed(self) -> Feed:
+        def produce(add) -> None:
+            for outcome in self._outcomes():
+                add(outcome)
+
+        return Feed(produce, self.config.n)
+
+    def _folder_feed(self, out_dir: Path) -> Feed:
+        previous = read_manifest(out_dir)
+        if previous is not None and previous.config_fingerprint != self.config.fingerprint():
+            raise UserError(f"{out_dir} holds a run with a different config (fingerprint "
+                            f"{previous.config_fingerprint}, this one {self.config.fingerprint()}); use another "
+                            f"folder or the same settings")
+        kept, rejections = earlier_outcomes(out_dir) if previous is not None else ([], [])
+
+        def produce(add) -> Manifest:
+            return run_generate(self.config, out_dir, resume=previous is not None, on_outcome=add, **self._parts())
+
+        return Feed(produce, self.config.n, kept, rejections, out_dir)
+
+    def to_hf_iterable_dataset(self, out_dir: str | Path | None = None, *, rows: str = "hf",
+                               system_prompt: str | None = DEFAULT_SYSTEM_PROMPT):
+        """A `datasets.IterableDataset` of `materialize(out_dir)`: rows as the exports write them, "hf" (the hf
+        export's row: `messages` with the system message, seed fields, scores, models, the whole record) or
+        "prompt-completion" (one TRL row per supporter reply). Generated once; every epoch, and TRL's peek at the
+        first row, re-reads the same rows. `materialize(out_dir).counts()` says how many were rejected."""
+        return self.materialize(out_dir).to_hf_iterable_dataset(rows, system_prompt)

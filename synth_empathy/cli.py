@@ -38,7 +38,16 @@ MODEL_FLAGS: dict[str, Any] = {
 }
 # Where each flag lands in the RunConfig, so a bad value is reported by its flag.
 FLAG_SETTINGS = {"--backend": "model.backend", "--model": "model.model", "--api-base": "model.api_base",
-                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine"}
+                 "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine",
+                 "--language": "run.language"}
+
+
+def language_setting(flag: str) -> str | dict[str, float]:
+    """--language es is one language; es,en,zh an even mix (a config file can weigh a mix: {es = 2, en = 1})."""
+    codes = [c.strip() for c in flag.split(",") if c.strip()]
+    if len(codes) != len(set(codes)):
+        raise UserError(f"--language names a language twice: {flag}")
+    return codes[0] if len(codes) == 1 else dict.fromkeys(codes, 1.0)
 
 
 @dataclass
@@ -93,6 +102,8 @@ BatchPollOpt = Annotated[float, typer.Option("--batch-poll", min=0, help="Second
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Estimate calls, tokens, time and cost from a small pilot (or --out's manifest); write nothing.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+PiiOpt = Annotated[str, typer.Option(
+    "--pii", help="Personal data (emails, phones, URLs, handles, addresses, card numbers): report, mask, drop or off.")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -148,6 +159,8 @@ def generate(
         "--ray-address", help="An existing Ray cluster for --engine ray; default: a local Ray instance.")] = None,
     max_cost: MaxCostOpt = None,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What the dialogues are written in: es, or es,en,zh for a mix (default en).")] = None,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -162,6 +175,8 @@ def generate(
         settings["dialogue"] = {"keep_drafts": True}
     if ray_address is not None:
         settings["ray"] = {"address": ray_address}
+    if language is not None:
+        settings["run"] = {"language": language_setting(language)}
     cfg = flags.run_config(**settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")
@@ -285,15 +300,26 @@ def graph_import(
     file: Annotated[Path, typer.Argument(help="ED CSV, ESConv JSON, chat JSON/JSONL, situations JSONL.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for scenarios/imported.yaml and reference dialogues.")],
     fmt: Annotated[str | None, typer.Option("--format", help="Skip detection: ed_csv|esconv|chat|situations.")] = None,
+    license: Annotated[str, typer.Option(
+        "--license", help="The dataset's licence (e.g. CC-BY-NC-4.0); the data card of a run seeded from it states "
+                          "it.")] = "unknown",
+    language: Annotated[str, typer.Option("--language", help="What its dialogues are written in (default en).")] = "en",
+    pii: PiiOpt = "report",
     config: ConfigOpt = None,
 ) -> None:
     """Turn a dataset into scenario nodes and reference dialogues for augmentation."""
     check_out(out, "dir")
     from synth_empathy.corpus.importers import read_dataset, write_import
+    from synth_empathy.filters.pii import check_mode
 
     cfg = load_config(config)
-    report = write_import(read_dataset(file, fmt), out, scenarios_dir=cfg.scenarios_dir)
+    mode = check_mode(pii)
+    report = write_import(read_dataset(file, fmt, license=license, language=language), out,
+                          scenarios_dir=cfg.scenarios_dir, pii=mode)
     typer.echo(json.dumps({k: report[k] for k in report if k != "bad_rows"}, indent=2))
+    if license == "unknown":
+        typer.echo(f"no --license given: the card of a run seeded from {file.name} will say its licence is unknown",
+                   err=True)
     bad = report.get("bad_rows", [])
     if bad:
         typer.echo(f"{len(bad)} bad rows (listed in {out / 'import_report.json'})", err=True)
@@ -331,6 +357,10 @@ def filter_cmd(
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
     dry_run: DryRunOpt = False,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="What an imported corpus is written in, for the language check (default en).")] = None,
+    source_license: Annotated[str, typer.Option(
+        "--source-license", help="An imported corpus's licence, which the data card states.")] = "unknown",
     *,
     flags: ModelFlags,
 ) -> None:
@@ -338,13 +368,14 @@ def filter_cmd(
     check_out(out, "dir")
     from synth_empathy.run.corpus_filter import format_sweep, run_filter
 
-    cfg = flags.run_config()
+    cfg = flags.run_config(**({"run": {"language": language_setting(language)}} if language is not None else {}))
     if dry_run:
         from synth_empathy.run.dry_run import estimate_filter
 
         typer.echo(estimate_filter(cfg, source, batch_price=batch).table())
         return
-    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll)
+    manifest, table = run_filter(cfg, source, out, select=select, batch=batch, batch_poll_s=batch_poll,
+                                 source_license=source_license)
     (out / "sweep.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
     if sweep:
         typer.echo(format_sweep(table))
@@ -357,24 +388,75 @@ def filter_cmd(
 @handles_errors
 def dedup_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL of the dialogues kept.")],
+    out: Annotated[Path, typer.Option("--out", help="The records kept (an outside file's own lines or rows).")],
     threshold: Annotated[float | None, typer.Option("--threshold", help="Jaccard threshold (default 0.8).")] = None,
     config: ConfigOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl."""
+    """Near-duplicate removal alone; the duplicates go to OUT's sibling .duplicates.jsonl. An outside dataset
+    comes back as it was (the kept lines byte for byte, or the kept rows / list items), its duplicates keyed by
+    its own ids; our own dialogue JSONL comes back as dialogues."""
     check_out(out, "file")
-    from synth_empathy.corpus.read import read_any_dialogues
-    from synth_empathy.filters.dedup import dedup_dialogues
+    from synth_empathy.corpus.records import is_outside
 
     cfg = load_config(config, {"dedup": {"threshold": threshold}} if threshold is not None else {})
     dup_path, bad_path = out.with_name(out.stem + ".duplicates.jsonl"), out.with_name(out.stem + ".bad_rows.jsonl")
     with _writing([out, dup_path, bad_path], [source], overwrite):
-        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
-        kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
-        out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
-        dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
-    typer.echo(f"{len(kept)} kept, {len(dropped)} duplicates -> {out}, {dup_path}")
+        if is_outside(source):
+            from synth_empathy.run.outside import dedup_outside
+
+            kept, dropped = dedup_outside(source, cfg.dedup, out, dup_path, bad_path)
+        else:
+            kept, dropped = _dedup_ours(source, cfg, out, dup_path, bad_path)
+    typer.echo(f"{kept} kept, {dropped} duplicates -> {out}, {dup_path}")
+
+
+def _dedup_ours(source: Path, cfg: RunConfig, out: Path, dup_path: Path, bad_path: Path) -> tuple[int, int]:
+    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.filters.dedup import dedup_dialogues
+
+    dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+    kept, dropped = dedup_dialogues(dialogues, cfg.dedup)
+    out.write_text("".join(d.model_dump_json(exclude_none=True) + "\n" for d in kept), encoding="utf-8")
+    dup_path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in dropped), encoding="utf-8")
+    return len(kept), len(dropped)
+
+
+@app.command("decontaminate")
+@handles_errors
+def decontaminate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
+    against: Annotated[list[Path], typer.Option(
+        "--against", help="A benchmark file in any import format (repeat the flag for several).")],
+    ngram: Annotated[int, typer.Option("--ngram", help="Words in a shared n-gram that flags a dialogue.")] = 13,
+    drop: Annotated[bool, typer.Option("--drop", help="Leave the flagged dialogues out of --out.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="A new corpus folder: the corpus (without the flagged ones with --drop), the report, a manifest "
+                      "and card that record the check.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Benchmark contamination: dialogues sharing a long n-gram or a near-duplicate MinHash signature with the
+    given benchmark files (EmpatheticDialogues, ESConv, EQ-Bench, ...). Reports; writes only to --out."""
+    if out is not None:
+        check_out(out, "dir")
+    from synth_empathy.run.decontaminate import REPORT_FILE, decontaminate
+
+    report = decontaminate(corpus, against, load_config(config), ngram, drop=drop, out=out)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    checked, found = report["checked"], report["found"]
+    typer.echo(f"checked {checked['dialogues_checked']} dialogues against "
+               + ", ".join(f"{f['path']} ({f['dialogues']} dialogues)" for f in checked["against"]))
+    typer.echo(f"{found['dialogues']} flagged: {found['ngram_overlap']} share a {ngram}-gram, "
+               f"{found['near_duplicate']} near duplicates (Jaccard >= {checked['threshold']})"
+               + (f"; {found['dropped']} dropped" if drop else ""))
+    for item in report["flagged"][:10]:
+        typer.echo(f"  {item['id']}: {', '.join(item['reasons'])} "
+                   f"({item['ngram_item'] or item['near_item']})")
+    if out is not None:
+        typer.echo(f"-> {out} (report in {out / REPORT_FILE})")
 
 
 @app.command("judge")
@@ -382,7 +464,8 @@ def dedup_cmd(
 @model_flags()
 def judge_cmd(
     source: Annotated[Path, typer.Argument(help="Our JSONL, or an importable dataset.")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL of {id, scores} (or {id, error}).")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Our JSONL: {id, scores} (or {id, error}) lines. An outside file: the records kept, as given.")],
     batch: BatchOpt = False,
     batch_poll: BatchPollOpt = 30.0,
     overwrite: OverwriteOpt = False,
@@ -390,16 +473,27 @@ def judge_cmd(
     flags: ModelFlags,
 ) -> None:
     """Scores alone: sensibility, rationality, EPITOME levels, failure flags. With --batch the batch id lives in
-    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch."""
+    OUT's sibling .batch.json, so a rerun after a kill resumes the same batch. On an outside dataset OUT gets the
+    records that meet the keep thresholds as the input holds them, and OUT's sibling .scores.jsonl one
+    {id, record, kept, scores, reasons} line per record, keyed by the input's own ids."""
     check_out(out, "file")
-    from synth_empathy.corpus.read import read_any_dialogues
+    from synth_empathy.corpus.read import report_bad_rows
+    from synth_empathy.corpus.records import import_records, need_dialogues
     from synth_empathy.run.corpus_filter import judge_all
     from synth_empathy.schema import Dialogue
 
     cfg = flags.run_config()
     bad_path = out.with_name(out.stem + ".bad_rows.jsonl")
-    with _writing([out, bad_path], [source], overwrite):
-        dialogues = read_any_dialogues(source, bad_rows_to=bad_path)
+    scores_path = out.with_name(out.stem + ".scores.jsonl")
+    with _writing([out, bad_path, scores_path], [source], overwrite):
+        records, dialogues = import_records(source)
+        report_bad_rows(source, records.bad_rows, bad_path)
+        need_dialogues(records, len(dialogues))
+        outside = records.fmt != "synth"
+        if outside:
+            from synth_empathy.run.outside import check_suffix
+
+            check_suffix(records, out)
         if batch:
             from synth_empathy.run.batch_judge import judge_by_batch
 
@@ -407,13 +501,23 @@ def judge_cmd(
                                       on_status=_batch_status)
         else:
             outcomes = judge_all(dialogues, cfg, on_done=_counter(len(dialogues), "judged"))
-        with open(out, "w", encoding="utf-8") as f:
-            for o in outcomes:
-                rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
-                    "id": o.id, "error": o.detail}
-                f.write(json.dumps(rec) + "\n")
+        if outside:
+            from synth_empathy.run.corpus_filter import keep_by_scores
+            from synth_empathy.run.outside import write_outside
+
+            kept_count = write_outside(records, *keep_by_scores(outcomes, cfg), out, scores_path)
+        else:
+            with open(out, "w", encoding="utf-8") as f:
+                for o in outcomes:
+                    rec = {"id": o.id, "scores": o.scores.model_dump()} if isinstance(o, Dialogue) else {
+                        "id": o.id, "error": o.detail}
+                    f.write(json.dumps(rec) + "\n")
     failed = sum(not isinstance(o, Dialogue) for o in outcomes)
-    typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
+    if outside:
+        typer.echo(f"{len(outcomes) - failed} scored, {failed} failed; {kept_count} records meet the keep thresholds "
+                   f"-> {out} (as the input holds them), scores and reasons by the input's ids -> {scores_path}")
+    else:
+        typer.echo(f"{len(outcomes) - failed} scored, {failed} failed -> {out}")
 
 
 def _batch_status(status: str, counts: dict) -> None:
@@ -492,30 +596,40 @@ def optimize_cmd(
 @handles_errors
 def export_cmd(
     corpus: Annotated[Path, typer.Argument(help="A corpus folder (dialogues.jsonl, manifest.json).")],
-    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf or dpo.")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, sharegpt, hf, prompt-completion or dpo.")],
     out: Annotated[Path, typer.Option("--out", help="Output file (openai, sharegpt) or folder (hf).")],
     min_sensibility: Annotated[float | None, typer.Option("--min-sensibility")] = None,
     min_rationality: Annotated[float | None, typer.Option("--min-rationality")] = None,
     emotion: Annotated[list[str] | None, typer.Option("--emotion", help="Keep these emotions (repeatable).")] = None,
     problem_type: Annotated[list[str] | None, typer.Option("--problem-type", help="Repeatable.")] = None,
     strategy: Annotated[list[str] | None, typer.Option("--strategy", help="Repeatable.")] = None,
-    targets: Annotated[str, typer.Option("--targets", help="openai: train on all|last supporter turns.")] = "all",
+    targets: Annotated[str, typer.Option(
+        "--targets", help="openai, prompt-completion: train on all|last supporter turns.")] = "all",
     system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
     split: Annotated[str | None, typer.Option("--split", help="hf: train,validation,test e.g. 0.8,0.1,0.1.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="hf: seed of the split.")] = 0,
     push: Annotated[str | None, typer.Option("--push", help="hf: publish to this Hub repo (HF_TOKEN).")] = None,
     private: Annotated[bool, typer.Option("--private", help="hf: push as a private repo.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    pii: PiiOpt = "report",
+    min_margin: Annotated[float | None, typer.Option(
+        "--min-margin", help="dpo: keep pairs whose critique margin is known and at least this (-6..6).")] = None,
 ) -> None:
-    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, or DPO pairs."""
+    """Convert a corpus for trainers: OpenAI chat fine-tuning JSONL, ShareGPT, a Hugging Face dataset, TRL
+    prompt-completion rows (one per supporter reply), or DPO pairs."""
     check_out(out, "dir" if fmt == "hf" else "file")
+    from synth_empathy.filters.pii import check_mode
     from synth_empathy.publish.exports import build_selection, export_corpus
 
+    mode = check_mode(pii)
     selection = build_selection(min_sensibility=min_sensibility, min_rationality=min_rationality, emotions=emotion,
                                 problem_types=problem_type, strategies=strategy)
     result = export_corpus(corpus, fmt, out, selection=selection, targets=targets, system_prompt=system_prompt,
-                           split=split, seed=seed, push=push, private=private, overwrite=overwrite)
+                           split=split, seed=seed, push=push, private=private, overwrite=overwrite, pii=mode,
+                           min_margin=min_margin)
     typer.echo(result.summary())
+    if result.pii is not None:
+        typer.echo(result.pii.summary())
 
 
 @app.command("report")
@@ -602,6 +716,39 @@ def calibrate_cmd(
     if write_config is not None:
         typer.echo(f"keep thresholds -> {write_config} [judge] min_sensibility = {proposed['min_sensibility']:g}, "
                    f"min_rationality = {proposed['min_rationality']:g}", err=True)
+
+
+@app.command("eval")
+@handles_errors
+@model_flags()
+def eval_cmd(
+    n: Annotated[int, typer.Option("-n", "--n", help="Held-out seeds to play.")] = 10,
+    out: Annotated[Path, typer.Option("--out", help="Folder for eval.json and episodes.jsonl.")] = Path("outputs/eval"),
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Skip the judge: the intensity reward alone.")] = False,
+    overwrite: OverwriteOpt = False,
+    *,
+    flags: ModelFlags,
+) -> None:
+    """A model plays the supporter against the live seeker on held-out seeds: mean intensity drop, judge scores and
+    failure flags per emotion. --backend, --model, --api-base and --api-key-env name the model under test; the
+    seeker, and the judge unless --judge-model names one, run on the --config file's [model] (default: embedded)."""
+    check_out(out, "dir")
+    from synth_empathy.train.evaluate import check_out_dir, run_eval, write_eval
+
+    check_out_dir(out, overwrite)
+    supporter = flags.run_config().model  # the flags, checked as every command checks them
+    seeker_config = load_config(flags.config, {"judge": {"model": flags.judge_model}} if flags.judge_model else {},
+                                flags=FLAG_SETTINGS)
+
+    def tick(index: int, episode) -> None:
+        typer.echo(f"[{index + 1}/{n}] {episode.dialogue.seed.emotion}: intensity {episode.dialogue.seed.intensity} "
+                   f"-> {episode.final_intensity}, return {episode.total_reward:.2f}, {episode.dialogue.ending}",
+                   err=True)
+
+    result = run_eval(seeker_config, supporter, n, judge=not no_judge, on_episode=tick)
+    path = write_eval(result, out, overwrite=overwrite)
+    typer.echo(result.table())
+    typer.echo(f"-> {path}")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth_empathy.errors import UserError
+from synth_empathy.languages import DEFAULT_LANGUAGE, LANGUAGES, language_mix
 from synth_empathy.redact import redact_data
 from synth_empathy.userfiles import read_text
 
@@ -111,6 +112,9 @@ class DedupConfig(_Section):
     num_perm: int = Field(default=128, ge=16, le=1024)
     ngram: int = Field(default=3, ge=1, le=10)
     scope: Literal["dialogue", "supporter"] = "dialogue"
+    # After MinHash, paraphrases by embedding cosine (the `semantic` extra; `filter` and `dedup`, not `generate`).
+    semantic: bool = False
+    semantic_threshold: float = Field(default=0.85, gt=0, le=1)  # see "Semantic dedup" in BENCHMARKS.md
 
 
 RuleName = Literal["turn_count", "turn_length", "truncated", "roles", "repetition", "role_leakage", "placeholders",
@@ -126,7 +130,8 @@ class RulesConfig(_Section):
     max_words_per_turn: int = Field(default=250, ge=1)
     repetition_ngram: int = Field(default=4, ge=2)
     max_repeated_fraction: float = Field(default=0.8, gt=0, le=1)
-    min_english_share: float = Field(default=0.2, ge=0, le=1)
+    min_english_share: float = Field(default=0.2, ge=0, le=1)  # function words of the dialogue's language
+    min_script_share: float = Field(default=0.5, ge=0, le=1)  # zh/ja/ko: letters in the language's script
 
 
 class RayConfig(_Section):
@@ -138,20 +143,46 @@ class RayConfig(_Section):
 
 
 class RunOptions(_Section):
-    """How a run treats failures and memory; a resume may change them."""
+    """How a run treats failures and memory (a resume may change them), and the language it is written in."""
 
     # A seed whose generation failed (endpoint down, retries spent) is tried again on resume, this many times in all.
     max_attempts: int = Field(default=3, ge=1, le=100)
     # DSPy's per-call LM history (dspy.inspect_history) and trace hold every prompt, response and prediction, up
     # to 10,000 each: memory that grows with n, so they are off unless asked for.
     lm_history: bool = False
+    # What the seeker and supporter speak: an ISO 639-1 code, or {code = weight} for a mixed run whose seeds take
+    # the languages in turn (synth_empathy.languages). Part of the fingerprint: it changes every dialogue.
+    language: str | dict[str, float] = DEFAULT_LANGUAGE
+
+    @field_validator("language")
+    @classmethod
+    def _known_languages(cls, value: str | dict[str, float]) -> str | dict[str, float]:
+        mix = language_mix(value)
+        if not mix:
+            raise ValueError("must name at least one language")
+        for code, weight in mix:
+            if code not in LANGUAGES:
+                raise ValueError(f"'{code}' is not a supported language ({', '.join(LANGUAGES)})")
+            if not weight > 0:
+                raise ValueError(f"the weight of {code} must be above 0, not {weight:g}")
+        return value
 
 
 # Settings that change how a run goes, not what it writes: a resume may change them.
 _RUNTIME_ONLY: dict[str, Any] = {
-    "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True, "run": True,
+    "n": True, "concurrency": True, "prices": True, "engine": True, "ray": True,
+    "run": {"max_attempts", "lm_history"},
     "model": {"api_key_env", "timeout_s", "retries", "rate_limit_retries", "backoff_s", "repack", "threads",
               "structured_output"},
+}
+
+
+# Settings added after runs were first fingerprinted: left out of the fingerprint at their default, so a run made
+# before they existed keeps its fingerprint and still resumes.
+_ADDED_LATER: dict[str, dict[str, Any]] = {
+    "run": {"language": DEFAULT_LANGUAGE},
+    "dedup": {"semantic": False, "semantic_threshold": 0.85},
+    "rules": {"min_script_share": 0.5},
 }
 
 
@@ -206,6 +237,12 @@ class RunConfig(_Section):
     def fingerprint(self) -> str:
         """What decides the plan and the dialogues; runtime knobs (n, concurrency, retries...) may change on resume."""
         data = self.model_dump(mode="json", exclude=_RUNTIME_ONLY)
+        for section, defaults in _ADDED_LATER.items():
+            for key, default in defaults.items():
+                if data[section].get(key) == default:
+                    del data[section][key]
+            if not data[section]:
+                del data[section]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

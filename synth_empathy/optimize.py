@@ -19,9 +19,9 @@ from synth_empathy.programs.transcript import (
     conversation_text,
     first_person,
     not_said_yet,
-    persona_card,
     seeker_brief,
-    seeker_feeling,
+    seeker_character,
+    seeker_feeling_at,
     with_reply,
 )
 from synth_empathy.schema import Dialogue, Label
@@ -67,7 +67,9 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int,
                 rated = r is not None and None not in (r.er, r.ip, r.ex)
                 if program == "critique" and rated and i == last_reply and i not in edits:
                     ex["human_levels"] = (r.er, r.ip, r.ex)
-                keys = ("seeker", "conversation") if program == "supporter" else ("conversation", "reply")
+                if program == "supporter":
+                    ex["language"] = d.seed.language
+                keys = ("seeker", "conversation", "language") if program == "supporter" else ("conversation", "reply")
                 examples.append(dspy.Example(**ex).with_inputs(*keys))
             elif program == "seeker" and turn.role == "seeker":
                 # Exactly what role-play sends: the situation in the first person, the intensity the turn was
@@ -75,8 +77,8 @@ def trainset(program: str, dialogues: list[Dialogue], limit: int,
                 intensity = turn.intensity if turn.intensity is not None else d.seed.intensity
                 closing = d.ending == "seeker_done" and i == len(d.turns) - 1
                 examples.append(dspy.Example(
-                    character=persona_card(d.seed.persona), situation=first_person(d.seed.situation.text),
-                    feeling=seeker_feeling(d.seed.emotion, intensity, closing),
+                    character=seeker_character(d.seed), situation=first_person(d.seed.situation.text),
+                    feeling=seeker_feeling_at(d.seed, before, intensity, closing),
                     not_said_yet=not_said_yet(d.seed, before),
                     conversation=conversation_text(before, viewpoint="seeker"), message=turn.text,
                 ).with_inputs("character", "situation", "feeling", "not_said_yet", "conversation"))

@@ -133,6 +133,7 @@ class Situation(_Strict):
     # Plausibility: empty means any persona fits.
     age_bands: list[AgeBand] = Field(default_factory=list)
     life_stages: list[LifeStage] = Field(default_factory=list)
+    source: str | None = None  # the id of the imported Source it came from; None: written for the catalog
 
     @model_validator(mode="after")
     def _intensity_in_range(self) -> Situation:
@@ -142,7 +143,32 @@ class Situation(_Strict):
         return self
 
 
+class Source(_Strict):
+    """An imported dataset that catalog situations came from, with the licence its user declared for it."""
+
+    id: str
+    file: str
+    format: str
+    dataset: str
+    license: str = "unknown"
+    imported: str = ""
+
+
 # ---------------------------------------------------------------- generation
+
+RESISTANCE_LEVELS = ("low", "medium", "high")
+DISCLOSURE_PACES = ("open", "gradual", "guarded")
+PUSHBACK_LEVELS = ("rare", "sometimes", "often")
+
+
+class SeekerProfile(_Strict):
+    """How hard the seeker is to help, sampled per seed: simulated seekers left alone are overly cooperative and
+    hide supporter failures (arXiv 2601.07698). What each level does is in programs/seeker_profile.py."""
+
+    resistance: Literal["low", "medium", "high"]  # how far one good reply can lower the hidden intensity
+    disclosure: Literal["open", "gradual", "guarded"]  # how fast the hidden details come out
+    pushback: Literal["rare", "sometimes", "often"]  # how often the seeker misreads a reply or pushes back on it
+    relapse: bool  # the relief of a good reply wears off by the next one
 
 
 class Seed(_Strict):
@@ -156,6 +182,8 @@ class Seed(_Strict):
     problem_type: str
     intensity: int = Field(ge=0, le=10)
     source: str = "catalog"
+    language: str = "en"  # ISO 639-1: what the seeker and supporter speak (synth_empathy.languages)
+    profile: SeekerProfile | None = None  # None: the cooperative seeker of corpora made before profiles
 
 
 class Critique(_Strict):
@@ -224,7 +252,7 @@ class Rejection(_Strict):
     """A seed that did not end as a kept dialogue; the dialogue is kept when there is one."""
 
     id: str
-    stage: Literal["generate", "rules", "custom", "dedup", "judge"]
+    stage: Literal["generate", "rules", "custom", "dedup", "judge", "decontaminate"]
     reasons: list[str] = Field(min_length=1)
     detail: str = ""
     seed: Seed | None = None
@@ -270,6 +298,10 @@ class Manifest(BaseModel):
     budget: dict | None = None  # under --max-cost: {max_cost_usd, spent_usd, stopped}
     # The in-process llama.cpp engine, per model file, since it was loaded: prefix cache hits, batch sizes.
     local_engine: dict[str, dict] | None = None
+    # The imported datasets the plan's situations came from, with their licences (graph import --license).
+    sources: list[Source] = Field(default_factory=list)
+    pii: dict | None = None  # the personal-data report of the kept dialogues (synth_empathy.filters.pii)
+    decontamination: dict | None = None  # `decontaminate`: {checked: files, ngram, threshold; found: counts}
 
 
 # ---------------------------------------------------------------- human review (DIR/labels.jsonl)

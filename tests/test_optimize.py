@@ -22,7 +22,7 @@ def test_trainset_has_one_example_per_turn_of_the_role():
     seek = trainset("seeker", _dialogues(), limit=100)
     assert len(sup) == 6 and len(seek) == 6
     assert sup[1].conversation.startswith("Seeker: I lost my job") and "Supporter:" in sup[1].conversation
-    assert set(sup[0].inputs().keys()) == {"seeker", "conversation"}
+    assert set(sup[0].inputs().keys()) == {"seeker", "conversation", "language"}
     assert trainset("critique", _dialogues(), limit=2)[0].reply == GOOD_TEXTS[1]
 
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from synth_empathy.filters.dedup import readable_shingles
-from synth_empathy.text import jaccard, ngrams, normalize_text, shingles, words
+from synth_empathy.text import jaccard, ngrams, normalize_text, normalized_bytes, shingles, words
 
 
 def test_normalization_lowercases_deletes_punctuation_and_collapses_whitespace() -> None:
@@ -20,6 +20,14 @@ def test_ascii_fast_path_deletes_exactly_what_the_regex_deletes() -> None:
     # The non-ASCII path (the regex) on the same characters, plus one non-ASCII letter to force it.
     assert normalize_text(every_ascii) + " \u00e9" == normalize_text(every_ascii + " \u00e9")
     assert normalize_text(every_ascii) == " ".join(re.sub(r"[^\w\s]+", "", every_ascii.lower()).split())
+
+
+def test_normalized_bytes_are_the_normalized_text_encoded() -> None:
+    every_ascii = "".join(map(chr, range(128)))
+    texts = [every_ascii, every_ascii[::-1], "A\x1cB\x1fC  d", "Don't PANIC!\r\n", "", "   ", "caf\u00e9 OK!",
+             "x" + "\x0b\x0c".join("AbC")]
+    for text in texts:
+        assert normalized_bytes(text) == normalize_text(text).encode()
 
 
 def test_words_are_the_normalized_tokens() -> None:

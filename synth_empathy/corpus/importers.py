@@ -9,9 +9,10 @@ Formats (auto-detected from extension and content; `fmt=` overrides):
                  (see `_split_ed_line`) and counted.
 - ``esconv``     ESConv JSON: a list of records with emotion_type, problem_type, situation,
                  survey_score and dialog [{speaker, annotation: {strategy?, feedback?}, content}].
-- ``chat``       JSON list or JSONL of records with ``conversations`` (ShareGPT {from, value}) or
-                 ``messages`` ({role, content}); optional ``id``, ``emotion``, ``situation``,
-                 ``problem_type`` on the record and ``strategy`` on a message.
+- ``chat``       JSON list or JSONL of records with ``conversations`` (ShareGPT {from, value}),
+                 ``messages`` ({role, content}) or ``turns`` ({role, text}, without our ``seed``);
+                 optional ``id``, ``emotion``, ``situation``, ``problem_type`` on the record and
+                 ``strategy`` on a message.
 - ``situations`` JSONL (or JSON list) of {situation, emotion, problem_type?}: scenario nodes only.
 - ``synth``      our own dialogue JSONL: records that validate as `Dialogue`, passed through unchanged
                  (they add no scenario nodes: their situations already live in a catalog).
@@ -62,7 +63,9 @@ from synth_empathy.config import shipped_catalog_dir
 from synth_empathy.corpus.manifest import now, package_version
 from synth_empathy.corpus.store import as_dialogue
 from synth_empathy.errors import UserError
-from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Turn
+from synth_empathy.filters.pii import PiiMode, pii_pass, pii_pass_texts, pii_scope
+from synth_empathy.languages import DEFAULT_LANGUAGE, get_language
+from synth_empathy.schema import EMOTIONS, Dialogue, Persona, Provenance, Seed, Situation, Source, Turn
 from synth_empathy.userfiles import MAX_LINE_BYTES, reading
 
 FORMATS = ("ed_csv", "esconv", "chat", "situations", "synth")
@@ -74,8 +77,8 @@ DATASET_NAMES = {
     "synth": "synth-empathy",
 }
 _EXPECTED = (
-    "expected an EmpatheticDialogues CSV, an ESConv JSON list, chat JSON/JSONL with 'conversations' or "
-    "'messages', a JSONL of 'situation' + 'emotion' records, or synth-empathy dialogue JSONL"
+    "expected an EmpatheticDialogues CSV, an ESConv JSON list, chat JSON/JSONL with 'conversations', "
+    "'messages' or 'turns', a JSONL of 'situation' + 'emotion' records, or synth-empathy dialogue JSONL"
 )
 
 ED_COLUMNS = ("conv_id", "utterance_idx", "context", "prompt", "speaker_idx", "utterance", "selfeval", "tags")
@@ -164,6 +167,8 @@ PLACEHOLDER_LIFE_STAGE = "early_career"
 _SEEKER_ROLES = {"seeker", "usr", "user", "human"}
 _SUPPORTER_ROLES = {"supporter", "sys", "assistant", "gpt", "chatgpt", "bot", "model"}
 _SYSTEM_ROLES = {"system"}
+_ROLE_OF = {name: role for names, role in ((_SEEKER_ROLES, "seeker"), (_SUPPORTER_ROLES, "supporter"),
+                                           (_SYSTEM_ROLES, "system")) for name in names}
 
 
 @dataclass
@@ -176,6 +181,7 @@ class BadRow:
 class ImportResult:
     fmt: str
     source: str = ""
+    layout: str = "jsonl"  # see _Parsed.layout
     dialogues: list[Dialogue] = field(default_factory=list)
     situations: list[Situation] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
@@ -184,6 +190,11 @@ class ImportResult:
     stats: Counter[str] = field(default_factory=Counter)
     # every problem type id used by a situation -> the label it was imported from
     problem_type_labels: dict[str, str] = field(default_factory=dict)
+    license: str = "unknown"  # as its user declared it (graph import --license): the card states it
+    language: str = DEFAULT_LANGUAGE  # what its dialogues are written in (graph import --language)
+    # dialogue id -> (position of its record in the file, the id the record carries itself or None);
+    # ED: (conversation position, conv_id). What writes the input's own records back goes by these.
+    origins: dict[str, tuple[int, str | int | None]] = field(default_factory=dict)
 
     def repair(self, kind: str) -> None:
         self.repairs += 1
@@ -260,6 +271,20 @@ def _situation(text: str, emotions: list[str], problem_type: str) -> Situation:
 # ---------------------------------------------------------------- building records
 
 
+def emotion_problem(label: Any, required: bool) -> str | None:
+    """Why a record's emotion label makes it a bad row, if it does."""
+    if label is None or not str(label).strip():
+        return "no emotion label" if required else None
+    return None if map_emotion(label) is not None else f"unknown emotion label '{label}'"
+
+
+def utterances_problem(utterances: Sequence[tuple[str, str, str | None]]) -> str | None:
+    """Why these utterances are not a dialogue, if they are not (blank ones do not count)."""
+    if {role for role, text, _ in utterances if text.strip()} != {"seeker", "supporter"}:
+        return "needs at least one seeker turn and one supporter turn"
+    return None
+
+
 class _Builder:
     """Turns (role, text, strategy) utterances plus labels into Dialogue / Situation records."""
 
@@ -296,27 +321,19 @@ class _Builder:
             out.append(Turn(role=role, text=" ".join(texts), strategy=strategy if role == "supporter" else None))
         return out, stats, blanks
 
-    def add(self, location: str, did: str, index: int, utterances: Iterable[tuple[str, str, str | None]],
+    def add(self, location: str, did: str, index: int, utterances: Sequence[tuple[str, str, str | None]],
             emotion_label: Any, problem_label: Any, situation_text: Any, intensity: int | None = None,
-            emotion_required: bool = True, unknown_strategies: int = 0) -> None:
+            emotion_required: bool = True, unknown_strategies: int = 0, key: str | int | None = None) -> None:
         """Add one dialogue (and its scenario node), or one bad row; counts only what is kept."""
         if did in self.dialogue_ids:
             self.r.bad(location, f"duplicate dialogue id '{did}'")
             return
-        if emotion_label is None or not str(emotion_label).strip():
-            if emotion_required:
-                self.r.bad(location, "no emotion label")
-                return
-            emotion = None
-        else:
-            emotion = map_emotion(emotion_label)
-            if emotion is None:
-                self.r.bad(location, f"unknown emotion label '{emotion_label}'")
-                return
-        turns, stats, blanks = self.turns(utterances)
-        if {t.role for t in turns} != {"seeker", "supporter"}:
-            self.r.bad(location, "needs at least one seeker turn and one supporter turn")
+        problem = emotion_problem(emotion_label, emotion_required) or utterances_problem(utterances)
+        if problem:
+            self.r.bad(location, problem)
             return
+        emotion = map_emotion(emotion_label) if emotion_label is not None and str(emotion_label).strip() else None
+        turns, stats, blanks = self.turns(utterances)
         self.r.stats.update(stats)
         for _ in range(blanks):
             self.r.repair("blank_utterance_skipped")
@@ -332,8 +349,10 @@ class _Builder:
             situation = _situation(text or opening, [emotion or UNSPECIFIED], problem)
         level = DEFAULT_INTENSITY if intensity is None else max(0, min(10, intensity))
         seed = Seed(id=did, index=index, persona=self.persona, situation=situation,
-                    emotion=emotion or UNSPECIFIED, problem_type=problem, intensity=level, source=self.r.fmt)
+                    emotion=emotion or UNSPECIFIED, problem_type=problem, intensity=level, source=self.r.fmt,
+                    language=self.r.language)
         self.dialogue_ids.add(did)
+        self.r.origins[did] = (index, key)
         self.r.dialogues.append(Dialogue(id=did, seed=seed, turns=turns, ending="imported",
                                          provenance=self.provenance))
 
@@ -368,14 +387,14 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r")
 
 
-def _classify(record: Any) -> str | None:
+def classify_record(record: Any) -> str | None:
     if not isinstance(record, dict):
         return None
     if "turns" in record and "seed" in record:
         return "synth"
     if isinstance(record.get("dialog"), list):
         return "esconv"
-    if "conversations" in record or "messages" in record:
+    if "conversations" in record or "messages" in record or isinstance(record.get("turns"), list):
         return "chat"
     if "situation" in record and ("emotion" in record or "emotions" in record):
         return "situations"
@@ -386,6 +405,7 @@ def _classify(record: Any) -> str | None:
 class _Parsed:
     fmt: str
     text: str
+    layout: str = "csv"  # how records sit in the file: "csv" (ED), "jsonl" (one a line) or "json" (a list)
     # JSON formats: (location, index, record or None, parse error)
     records: list[tuple[str, int, Any, str | None]] = field(default_factory=list)
 
@@ -448,9 +468,10 @@ def _sniff(path: Path, fmt: str | None = None) -> _Parsed:
             jsonl = True
     else:
         raise UserError(f"{path}: not a dataset this importer knows; {_EXPECTED}")
+    layout = "jsonl" if jsonl else "json"
     records = _parse_json_records(path, text, jsonl)
     if fmt is None:
-        kinds = [_classify(rec) for _, _, rec, err in records if err is None]
+        kinds = [classify_record(rec) for _, _, rec, err in records if err is None]
         if not kinds:
             raise UserError(f"{path}: no readable records; {_EXPECTED}")
         fmt = kinds[0]
@@ -458,7 +479,7 @@ def _sniff(path: Path, fmt: str | None = None) -> _Parsed:
             rec = next(rec for _, _, rec, err in records if err is None)
             keys = sorted(rec)[:8] if isinstance(rec, dict) else type(rec).__name__
             raise UserError(f"{path}: the first record ({keys}) matches no known format; {_EXPECTED}")
-    return _Parsed(fmt, text, records)
+    return _Parsed(fmt, text, layout, records)
 
 
 def detect_format(path: str | Path) -> str:
@@ -466,11 +487,15 @@ def detect_format(path: str | Path) -> str:
     return _sniff(Path(path)).fmt
 
 
-def read_dataset(path: str | Path, fmt: str | None = None) -> ImportResult:
-    """Read one dataset file into dialogues, scenario nodes and a list of bad rows (never dropped silently)."""
+def read_dataset(path: str | Path, fmt: str | None = None, license: str = "unknown",
+                 language: str = DEFAULT_LANGUAGE) -> ImportResult:
+    """Read one dataset file into dialogues, scenario nodes and a list of bad rows (never dropped silently);
+    `license` is the file's licence as its user declares it, `language` what its dialogues are written in."""
     path = Path(path)
+    get_language(language)
     parsed = _sniff(path, fmt)
-    result = ImportResult(fmt=parsed.fmt, source=str(path))
+    result = ImportResult(fmt=parsed.fmt, source=str(path), license=license.strip() or "unknown", language=language,
+                          layout=parsed.layout)
     builder = _Builder(result)
     if parsed.fmt == "ed_csv":
         _read_ed(parsed.text, builder)
@@ -567,7 +592,7 @@ def _read_ed(text: str, b: _Builder) -> None:
         utterances = [("seeker" if row[4].strip() == speakers[0] else "supporter", _ed_text(row[5]), None)
                       for _, row in rows]
         b.add(where, f"ed-{conv_id}", index, utterances, emotion_label=first[2],
-              problem_label=None, situation_text=_ed_text(first[3]))
+              problem_label=None, situation_text=_ed_text(first[3]), key=conv_id)
 
 
 # ---------------------------------------------------------------- ESConv
@@ -582,6 +607,9 @@ def _esconv_intensity(record: dict) -> int | None:
 
 
 def _role(name: Any) -> str | None:
+    known = _ROLE_OF.get(name) if isinstance(name, str) else None
+    if known is not None:  # the common case, one lookup per message of a large file
+        return known
     key = str(name).strip().lower()
     if key in _SEEKER_ROLES:
         return "seeker"
@@ -628,44 +656,70 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def _read_chat(location: str, index: int, record: dict, b: _Builder) -> None:
-    if "conversations" in record:
-        messages, role_key, text_key = record["conversations"], "from", "value"
-    elif "messages" in record:
-        messages, role_key, text_key = record["messages"], "role", "content"
-    else:
-        b.r.bad(location, "no 'conversations' or 'messages' list")
-        return
+# The three shapes of a chat record: (list key, role key, text key).
+_CHAT_SHAPES = (("conversations", "from", "value"), ("messages", "role", "content"), ("turns", "role", "text"))
+
+
+@dataclass
+class ChatUtterances:
+    """What a chat record says, before it becomes a Dialogue: (role, text, strategy) per message."""
+
+    utterances: list[tuple[str, str, str | None]]
+    unknown_strategies: int = 0
+    system_skipped: int = 0
+
+
+def chat_utterances(record: dict) -> ChatUtterances | str:
+    """The seeker/supporter utterances of a chat record, or why it has none that can be read."""
+    shape = next((s for s in _CHAT_SHAPES if s[0] in record), None)
+    if shape is None:
+        return "no 'conversations', 'messages' or 'turns' list"
+    list_key, role_key, text_key = shape
+    messages = record[list_key]
     if not isinstance(messages, list):
-        b.r.bad(location, f"'{'conversations' if role_key == 'from' else 'messages'}' is not a list")
-        return
-    utterances = []
-    unknown = 0
+        return f"'{list_key}' is not a list"
+    out = ChatUtterances([])
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            b.r.bad(location, f"message {i} is not an object")
-            return
+            return f"message {i} is not an object"
         role = _role(msg.get(role_key))
         text = _content_text(msg.get(text_key))
         if role is None:
-            b.r.bad(location, f"message {i} has unknown {role_key} '{msg.get(role_key)}'")
-            return
+            return f"message {i} has unknown {role_key} '{msg.get(role_key)}'"
         if text is None:
-            b.r.bad(location, f"message {i} has no text '{text_key}'")
-            return
+            return f"message {i} has no text '{text_key}'"
         if role == "system":
-            b.r.stats["system_messages_skipped"] += 1
+            out.system_skipped += 1
             continue
         strategy = None
         if role == "supporter" and msg.get("strategy") is not None:
             strategy, known = map_strategy(msg.get("strategy"))
-            unknown += not known
-        utterances.append((role, text, strategy))
+            out.unknown_strategies += not known
+        out.utterances.append((role, text, strategy))
+    return out
+
+
+def record_key(record: dict) -> str | int | None:
+    """The id a record carries itself (what outputs keyed by the input's ids use), if it has a usable one."""
     rid = record.get("id")
-    did = f"chat-{rid}" if isinstance(rid, (str, int)) and str(rid).strip() else f"chat-{index}"
-    b.add(location, did, index, utterances, emotion_label=record.get("emotion"),
+    return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid).strip() else None
+
+
+def chat_dialogue_id(record: dict, index: int) -> str:
+    key = record_key(record)
+    return f"chat-{key}" if key is not None else f"chat-{index}"
+
+
+def _read_chat(location: str, index: int, record: dict, b: _Builder) -> None:
+    said = chat_utterances(record)
+    if isinstance(said, str):
+        b.r.bad(location, said)
+        return
+    if said.system_skipped:
+        b.r.stats["system_messages_skipped"] += said.system_skipped
+    b.add(location, chat_dialogue_id(record, index), index, said.utterances, emotion_label=record.get("emotion"),
           problem_label=record.get("problem_type"), situation_text=record.get("situation"),
-          emotion_required=False, unknown_strategies=unknown)
+          emotion_required=False, unknown_strategies=said.unknown_strategies, key=record_key(record))
 
 
 # ---------------------------------------------------------------- situations, synth
@@ -699,6 +753,7 @@ def _read_synth(location: str, index: int, record: dict, b: _Builder) -> None:
         b.r.bad(location, f"duplicate dialogue id '{dialogue.id}'")
         return
     b.dialogue_ids.add(dialogue.id)
+    b.r.origins[dialogue.id] = (index, dialogue.id)
     b.r.dialogues.append(dialogue)
 
 
@@ -730,13 +785,15 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | Path,
-                 scenarios_dir: str | Path | None = None) -> dict:
+                 scenarios_dir: str | Path | None = None, pii: PiiMode = "report") -> dict:
     """Write scenarios/imported.yaml, reference_dialogues.jsonl and import_report.json; return the report.
 
     Problem type ids that the scenarios catalog (`scenarios_dir`, default the shipped one) does not
     define are written as `problem_types:` entries in imported.yaml, so that file loads next to the
     catalog through `load_catalog`. Several results may be written together; situations are merged by
-    id and a dialogue id seen twice is reported as a bad row of the later file.
+    id and a dialogue id seen twice is reported as a bad row of the later file. Each file is a `sources:`
+    entry with its licence, and its situations name it, so a run seeded from them can credit it.
+    `pii` is the personal-data pass over dialogues and situations: report, mask, drop or off.
     """
     results = [result] if isinstance(result, ImportResult) else list(result)
     out = Path(out_dir)
@@ -745,9 +802,10 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     labels: dict[str, tuple[str, str]] = {}  # new problem type id -> (label, dataset)
     dialogues: dict[str, Dialogue] = {}
     extra_bad: dict[int, list[BadRow]] = {}
+    entries = _sources(results)
     for i, res in enumerate(results):
         for s in res.situations:
-            situations.setdefault(s.id, s)
+            situations.setdefault(s.id, s.model_copy(update={"source": entries[i].id}))
             if s.problem_type not in known:
                 labels.setdefault(s.problem_type, (res.problem_type_labels.get(s.problem_type, s.problem_type),
                                                    DATASET_NAMES.get(res.fmt, res.fmt)))
@@ -756,6 +814,11 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
                 extra_bad.setdefault(i, []).append(BadRow(f"dialogue {d.id}", "duplicate dialogue id across files"))
             else:
                 dialogues[d.id] = d
+    kept_dialogues, dialogue_pii = pii_pass(list(dialogues.values()), pii)
+    dialogues = {d.id: d for d in kept_dialogues}
+    texts, situation_pii = pii_pass_texts([s.text for s in situations.values()], pii, list(situations))
+    situations = {sid: s.model_copy(update={"text": text}) for (sid, s), text in zip(situations.items(), texts,
+                                                                                     strict=True) if text is not None}
     new_types = [
         {"id": pid, "label": _label(pid, label),
          "description": (f"Imported from {dataset}: source label '{label}', not in the shipped catalog."
@@ -766,6 +829,7 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     doc: dict[str, Any] = {}
     if new_types:
         doc["problem_types"] = new_types
+    doc["sources"] = [src.model_dump(mode="json") for src in entries]
     doc["situations"] = [s.model_dump(mode="json", exclude_defaults=True) for s in situations.values()]
     sources = ", ".join(f"{Path(r.source).name} ({r.fmt})" for r in results)
     header = (f"# Scenario nodes imported by synth_empathy.corpus.importers from {sources} on {now()}.\n"
@@ -786,7 +850,9 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
         stats.update(res.stats)
     report = {
         "created": now(),
-        "sources": [{"path": r.source, "format": r.fmt} for r in results],
+        "sources": [{"path": r.source, "format": r.fmt, "license": r.license, "language": r.language}
+                    for r in results],
+        "pii": {"dialogues": dialogue_pii.as_dict(), "situations": situation_pii.as_dict(), **pii_scope()},
         "counts": {"dialogues": len(dialogues), "situations": len(situations), "bad_rows": len(bad_rows),
                    "repairs": sum(r.repairs for r in results), "new_problem_types": len(new_types)},
         "counts_by_format": {fmt: dict(c) for fmt, c in by_format.items()},
@@ -799,6 +865,26 @@ def write_import(result: ImportResult | Sequence[ImportResult], out_dir: str | P
     }
     _atomic_write(out / "import_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def _sources(results: Sequence[ImportResult]) -> list[Source]:
+    """One Source per result, its id the file's name (numbered when two files share one)."""
+    out: list[Source] = []
+    for r in results:
+        entry = source_entry(r.source, r.fmt, r.license)
+        sid, n = entry.id, 1
+        while any(src.id == sid for src in out):
+            n += 1
+            sid = f"{entry.id}_{n}"
+        out.append(entry.model_copy(update={"id": sid}))
+    return out
+
+
+def source_entry(path: str | Path, fmt: str, license: str = "unknown") -> Source:
+    """The Source a dataset file is recorded as: id from its name, the dataset its format is, its licence."""
+    path = Path(path)
+    return Source(id=slug(path.stem) or fmt, file=path.name, format=fmt, dataset=DATASET_NAMES.get(fmt, fmt),
+                  license=license.strip() or "unknown", imported=now())
 
 
 def _label(pid: str, label: str) -> str:

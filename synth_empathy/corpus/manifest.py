@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,8 +15,7 @@ import pydantic
 from synth_empathy.config import RunConfig
 from synth_empathy.corpus.store import MANIFEST_FILE, Tally
 from synth_empathy.errors import UserError
-from synth_empathy.filters.judge import judge_caveat
-from synth_empathy.schema import Manifest, StageUsage
+from synth_empathy.schema import Manifest, Source, StageUsage
 from synth_empathy.userfiles import read_text
 
 VERSIONED = ("synth-empathy", "dspy", "llama_cpp_python", "datasketch", "networkx", "pydantic", "openai")
@@ -49,6 +49,7 @@ def build_manifest(config: RunConfig, *, models: dict[str, str | None], planned:
                    finished: str | None, extra_counts: dict[str, int] | None = None,
                    structured_output: dict[str, str] | None = None,
                    human_agreement: dict | None = None, budget: dict | None = None,
+                   sources: Sequence[Source] = (), pii: dict | None = None,
                    local_engine: dict[str, dict] | None = None) -> Manifest:
     """The manifest of an output directory; the cost is known only when every stage that made calls has one."""
     costs = [u.cost_usd for u in usage.values() if u.calls]
@@ -69,8 +70,10 @@ def build_manifest(config: RunConfig, *, models: dict[str, str | None], planned:
         cost_usd=round(sum(costs), 6) if costs and None not in costs else None,
         tokens_per_kept=round(tokens / tally.kept, 1) if tally.kept else None,
         human_agreement=human_agreement,  # a resume keeps the calibration
-        judge_caveat=judge_caveat(models),
+        judge_caveat=_judge_caveat(models),
         budget=budget,
+        sources=list(sources),
+        pii=pii,
         local_engine=local_engine,
     )
 
@@ -91,3 +94,11 @@ def write_manifest(out_dir: Path, manifest: Manifest) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _judge_caveat(models: dict[str, str]) -> str | None:
+    # Imported here: filters.judge pulls in dspy, seconds of start-up for the readers that import this module
+    # (the importers, and through them `dedup`), which never build a manifest.
+    from synth_empathy.filters.judge import judge_caveat
+
+    return judge_caveat(models)

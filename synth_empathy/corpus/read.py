@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_empathy.corpus.importers import read_dataset
+from synth_empathy.corpus.importers import BadRow, read_dataset
 from synth_empathy.corpus.manifest import read_manifest
 from synth_empathy.corpus.store import (
     KEPT_FILE,
@@ -131,18 +131,24 @@ def _records(path: Path, strict: bool) -> Iterator[Any]:
                 continue
 
 
-def read_any_dialogues(path: Path, bad_rows_to: Path | None = None) -> list[Dialogue]:
-    """Dialogues from our JSONL or any importable dataset. Bad rows are written to `bad_rows_to` and
-    counted on stderr, never silently dropped."""
-    result = read_dataset(Path(path))
-    if result.bad_rows:
-        where = ""
-        if bad_rows_to is not None:
-            bad_rows_to.parent.mkdir(parents=True, exist_ok=True)
-            bad_rows_to.write_text("".join(json.dumps({"location": b.location, "reason": b.reason}) + "\n"
-                                           for b in result.bad_rows), encoding="utf-8")
-            where = f" (listed in {bad_rows_to})"
-        print(f"{path}: skipped {len(result.bad_rows)} bad row(s){where}", file=sys.stderr)
+def read_any_dialogues(path: Path, bad_rows_to: Path | None = None, language: str = "en") -> list[Dialogue]:
+    """Dialogues from our JSONL or any importable dataset (an imported one written in `language`; ours name
+    theirs). Bad rows are written to `bad_rows_to` and counted on stderr, never silently dropped."""
+    result = read_dataset(Path(path), language=language)
+    report_bad_rows(Path(path), result.bad_rows, bad_rows_to)
     if not result.dialogues:
         raise UserError(f"{path} holds no dialogues (format {result.fmt})")
     return result.dialogues
+
+
+def report_bad_rows(path: Path, bad_rows: list[BadRow], bad_rows_to: Path | None) -> None:
+    """Write the rows of `path` that could not be read to `bad_rows_to` and count them on stderr."""
+    if not bad_rows:
+        return
+    where = ""
+    if bad_rows_to is not None:
+        bad_rows_to.parent.mkdir(parents=True, exist_ok=True)
+        bad_rows_to.write_text("".join(json.dumps({"location": b.location, "reason": b.reason}) + "\n"
+                                       for b in bad_rows), encoding="utf-8")
+        where = f" (listed in {bad_rows_to})"
+    print(f"{path}: skipped {len(bad_rows)} bad row(s){where}", file=sys.stderr)

@@ -4,7 +4,10 @@ How one batch is deduplicated (``find_duplicates``):
 
 1. Normalize each text (lowercase, no punctuation, single spaces) and hash it with xxh3-64: equal
    hashes are exact duplicates, and only one text per hash goes on to the near-duplicate stage.
-2. Cut the normalized text into word n-grams ("shingles") and hash each with xxh3-64. The 64-bit
+2. Cut the normalized text into word n-grams ("shingles") and hash each: every word is hashed once
+   with xxh3-64 and the n word hashes of a shingle are folded into one 64-bit hash with numpy
+   (``minhash_hashfunc`` is the same function of the shingle's bytes). Hashing words instead of
+   joined shingles does a third of the Python-level work, which is most of the cost. The 64-bit
    hashes are what exact Jaccard is computed on; their low 32 bits feed MinHash.
 3. Build all MinHash signatures at once with numpy. They are bit-identical to
    ``datasketch.MinHash(num_perm, seed, scheme, hashfunc=minhash_hashfunc)``, so the signatures can
@@ -31,12 +34,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
 
 from synth_empathy.config import DedupConfig
 from synth_empathy.errors import UserError
 from synth_empathy.schema import Dialogue, Rejection
-from synth_empathy.text import jaccard, normalize_text, shingles, words
+from synth_empathy.text import jaccard, normalized_bytes, shingles, words
 
 # Seed of the MinHash permutations. DedupConfig has no field for it yet; 1 is datasketch's default,
 # so a plain ``datasketch.MinHash(num_perm=...)`` with our hashfunc reproduces our signatures.
@@ -53,13 +55,18 @@ LSH_WEIGHTS = (0.05, 0.95)
 # Shingles per block in the signature computation: the (num_perm x block) uint32 product is 4 MiB
 # at num_perm=128, small enough to stay in cache between the multiply, add and min passes.
 _BLOCK_SHINGLES = 8192
-_INDEX_FORMAT = 1
+# Texts per step of ``sketch``: their words are split and hashed together (a few MB of bytes objects).
+_BLOCK_TEXTS = 2048
+# 2: shingle hashes fold word hashes (format 1 hashed joined shingles); an older index cannot be compared.
+_INDEX_FORMAT = 2
 
 _MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _EMPTY_VALUE = {"affine32": np.uint32(0xFFFFFFFF), "legacy": np.uint64(0xFFFFFFFF)}
 # Odd 64-bit multiplier (from splitmix64) for folding a band's rows into one key.
 _BAND_MULT = np.uint64(0x9E3779B97F4A7C15)
+_FMIX64_1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX64_2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 _EMPTY_TEXT_HASH = xxhash.xxh3_64_intdigest(b"")
 
@@ -82,30 +89,80 @@ def text_hash(normalized: bytes) -> int:
     return xxhash.xxh3_64_intdigest(normalized)
 
 
-def _ngrams(tokens: list[bytes], ngram: int) -> Iterable[bytes]:
-    return map(b" ".join, shingles(tokens, ngram))
-
-
 def readable_shingles(text: str, ngram: int) -> list[str]:
     """The word n-grams of a text after normalization (readable form of ``shingle_hashes``)."""
     return [" ".join(g) for g in shingles(words(text), ngram)]
 
 
-def _shingle_count(normalized: bytes, ngram: int) -> int:
+def shingle_count(normalized: bytes, ngram: int) -> int:
     """How many shingles ``shingle_hashes`` yields: tokens are separated by exactly one space."""
     return max(normalized.count(b" ") + 2 - ngram, 1) if normalized else 0
 
 
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: the fold below is linear, this spreads every bit into the low 32."""
+    h = h ^ (h >> np.uint64(33))
+    h *= _FMIX64_1
+    h ^= h >> np.uint64(33)
+    h *= _FMIX64_2
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def _fold(word_hashes: np.ndarray, width: int) -> np.ndarray:
+    """Hash of each run of ``width`` consecutive word hashes: fmix64(sum of w[i + j] * M**(width-1-j))."""
+    count = len(word_hashes) - width + 1
+    if count <= 0:
+        return np.empty(0, dtype=np.uint64)
+    folded = word_hashes[:count].copy()
+    for j in range(1, width):
+        folded *= _BAND_MULT  # uint64 arithmetic wraps: the fold is mod 2**64
+        folded += word_hashes[j:j + count]
+    return _fmix64(folded)
+
+
+def shingle_hashes_of(normalized: Sequence[bytes], ngram: int) -> np.ndarray:
+    """Every text's shingle hashes, back to back in text order (``shingle_count`` of them per text)."""
+    counts = np.fromiter((t.count(b" ") + 1 if t else 0 for t in normalized), dtype=np.int64, count=len(normalized))
+    nonempty = [t for t in normalized if t]
+    tokens = b" ".join(nonempty).split(b" ") if nonempty else []
+    word_hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, tokens), dtype=np.uint64, count=len(tokens))
+    ends = np.cumsum(counts)
+    # A run starting at word p is a shingle when the text p belongs to has ngram words left from p.
+    left = np.repeat(ends, counts)[:max(len(tokens) - ngram + 1, 0)] - np.arange(max(len(tokens) - ngram + 1, 0))
+    full = _fold(word_hashes, ngram)[left >= ngram]
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if not len(short):
+        return full
+    # A text shorter than one shingle is one shingle of all its words (see text.shingles).
+    per_text = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
+    slots = np.cumsum(per_text) - 1
+    out = np.empty(int(per_text.sum()), dtype=np.uint64)
+    mask = np.ones(len(out), dtype=bool)
+    mask[slots[short]] = False
+    out[mask] = full
+    starts = ends - counts
+    out[slots[short]] = [_fold(word_hashes[starts[i]:ends[i]], int(counts[i]))[0] for i in short.tolist()]
+    return out
+
+
 def shingle_hashes(normalized: bytes, ngram: int) -> np.ndarray:
-    """xxh3-64 hash of every word n-gram of a normalized UTF-8 text (``normalize_text`` output), in order."""
-    tokens = normalized.split(b" ") if normalized else []
-    return np.fromiter(map(xxhash.xxh3_64_intdigest, _ngrams(tokens, ngram)), dtype=np.uint64,
-                       count=_shingle_count(normalized, ngram))
+    """64-bit hash of every word n-gram of a normalized UTF-8 text (``normalize_text`` output), in order."""
+    return shingle_hashes_of([normalized], ngram)
 
 
 def minhash_hashfunc(shingle: bytes) -> int:
-    """The 32-bit shingle hash MinHash uses; pass it as ``datasketch.MinHash(hashfunc=...)``."""
-    return xxhash.xxh3_64_intdigest(shingle) & 0xFFFFFFFF
+    """The 32-bit shingle hash MinHash uses; pass it as ``datasketch.MinHash(hashfunc=...)``.
+
+    ``shingle`` is the n-gram's words joined by single spaces (a ``readable_shingles`` item, encoded).
+    """
+    mask, mult = (1 << 64) - 1, int(_BAND_MULT)
+    folded = 0
+    for token in shingle.split(b" "):  # ``_fold`` in Python integers, mod 2**64
+        folded = (folded * mult + xxhash.xxh3_64_intdigest(token)) & mask
+    for shift, factor in ((33, int(_FMIX64_1)), (33, int(_FMIX64_2)), (33, 1)):
+        folded = ((folded ^ (folded >> shift)) * factor) & mask
+    return folded & 0xFFFFFFFF
 
 
 # ------------------------------------------------------------------ MinHash signatures
@@ -113,9 +170,21 @@ def minhash_hashfunc(shingle: bytes) -> int:
 
 @lru_cache(maxsize=8)
 def _permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own permutation parameters (a, b), so equal seeds give equal signatures."""
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
-    return a.copy(), b.copy()
+    """datasketch's own permutation parameters (a, b), so equal seeds give equal signatures.
+
+    Drawn the way ``datasketch.MinHash._init_permutations`` (2.0) draws them rather than by building a
+    MinHash: importing datasketch imports scipy (for its LSH), which is a second of start-up for every
+    command. tests/filters/test_dedup.py pins the signatures to datasketch's own.
+    """
+    gen = np.random.RandomState(seed)
+    if scheme == "legacy":
+        pairs = [(gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64))
+                 for _ in range(num_perm)]
+        a, b = np.array(pairs, dtype=np.uint64).T
+        return a.copy(), b.copy()
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -204,13 +273,13 @@ def sketch(normalized: Sequence[bytes], ngram: int, num_perm: int, seed: int = M
            scheme: str = MINHASH_SCHEME) -> Sketches:
     """Shingle hashes and MinHash signatures of normalized UTF-8 texts."""
     offsets = np.zeros(len(normalized) + 1, dtype=np.int64)
-    counts = (_shingle_count(t, ngram) for t in normalized)
+    counts = (shingle_count(t, ngram) for t in normalized)
     np.cumsum(np.fromiter(counts, dtype=np.int64, count=len(normalized)), out=offsets[1:])
     # Filled in place rather than concatenated from per-text arrays, so the hashes exist only once.
     hashes = np.empty(offsets[-1], dtype=np.uint64)
-    bounds = offsets.tolist()
-    for i, text in enumerate(normalized):
-        hashes[bounds[i]:bounds[i + 1]] = shingle_hashes(text, ngram)
+    for start in range(0, len(normalized), _BLOCK_TEXTS):
+        stop = min(start + _BLOCK_TEXTS, len(normalized))
+        hashes[offsets[start]:offsets[stop]] = shingle_hashes_of(normalized[start:stop], ngram)
     return Sketches(hashes, offsets, minhash_signatures(hashes, offsets, num_perm, seed, scheme))
 
 
@@ -433,7 +502,7 @@ class DedupIndex:
 
     def add_many(self, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Add texts unconditionally, e.g. an earlier kept corpus."""
-        normalized = [normalize_text(t).encode() for t in texts]
+        normalized = [normalized_bytes(t) for t in texts]
         hashes = np.fromiter(map(text_hash, normalized), dtype=np.uint64, count=len(normalized))
         self._append(list(ids), hashes, sketch(normalized, self.config.ngram, self.config.num_perm,
                                                self.seed, self.scheme))
@@ -456,7 +525,7 @@ class DedupIndex:
 
     def query(self, text: str) -> DuplicateOf | None:
         """The index item this text duplicates (exact first, else the most similar near one), if any."""
-        normalized = normalize_text(text).encode()
+        normalized = normalized_bytes(text)
         position = self._exact.get(text_hash(normalized))
         if position is not None:
             return DuplicateOf(self._ids[position], "exact", 1.0)
@@ -473,6 +542,50 @@ class DedupIndex:
             if sim >= self.config.threshold and (best is None or sim > best.jaccard):
                 best = DuplicateOf(self._ids[position], "near", sim)
         return best
+
+    def query_many(self, texts: Sequence[str]) -> list[DuplicateOf | None]:
+        """``query`` for a batch, vectorized: each text against the index only (never against each other)."""
+        normalized = [normalized_bytes(t) for t in texts]
+        found: list[DuplicateOf | None] = [None] * len(texts)
+        for i, text in enumerate(normalized):
+            position = self._exact.get(text_hash(text))
+            if position is not None:
+                found[i] = DuplicateOf(self._ids[position], "exact", 1.0)
+        rest = np.array([i for i, text in enumerate(normalized) if found[i] is None and text], dtype=np.int64)
+        if not len(rest) or not self._ids:
+            return found
+        mine = sketch([normalized[i] for i in rest], self.config.ngram, self.config.num_perm, self.seed, self.scheme)
+        theirs = self.sketches()
+        pairs = self._band_matches(band_keys(mine.signatures, self.bands, self.rows))
+        for row, position in pairs.tolist():
+            a, b = mine.shingle_set(row), theirs.shingle_set(position)
+            if min(len(a), len(b)) / max(len(a), len(b)) < self.config.threshold:
+                continue  # the sizes alone rule the threshold out (see _near_duplicates)
+            sim = jaccard(a, b)
+            best = found[rest[row]]
+            if sim >= self.config.threshold and (best is None or sim > best.jaccard):
+                found[rest[row]] = DuplicateOf(self._ids[position], "near", sim)
+        return found
+
+    def _band_matches(self, keys: np.ndarray) -> np.ndarray:
+        """Distinct (row of `keys`, index position) pairs sharing a band key: per band, the index's keys are
+        sorted once and every new key finds its bucket by binary search."""
+        found = []
+        stored = self._keys.array
+        for band in range(self.bands):
+            order = np.argsort(stored[:, band], kind="stable")
+            column = stored[order, band]
+            lo = np.searchsorted(column, keys[:, band], side="left")
+            counts = np.searchsorted(column, keys[:, band], side="right") - lo
+            if not counts.any():
+                continue
+            rows = np.repeat(np.arange(len(keys)), counts)
+            # Position k of row r's bucket is order[lo[r] + k]: an arange that restarts at each row's lo.
+            starts = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+            found.append(np.stack([rows, order[starts + np.arange(len(rows))]], axis=1))
+        if not found:
+            return np.empty((0, 2), dtype=np.int64)
+        return np.unique(np.concatenate(found), axis=0)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` (.npz, replaced atomically)."""
@@ -515,7 +628,8 @@ class DedupIndex:
 # ------------------------------------------------------------------ batch API
 
 
-def check_inputs(ids: Sequence[str], texts: Sequence[str], scores: Sequence[float | None] | None) -> None:
+def check_inputs(ids: Sequence[str], texts: Sequence[str] | Sequence[bytes],
+                 scores: Sequence[float | None] | None) -> None:
     if len(ids) != len(texts) or (scores is not None and len(scores) != len(ids)):
         raise ValueError("ids, texts and scores must have the same length")
     if len(set(ids)) != len(ids):
@@ -532,6 +646,28 @@ def find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfig,
     the index count as kept and are skipped, and the newly kept items are added to the index.
     """
     check_inputs(ids, texts, scores)
+    return find_normalized_duplicates(ids, _Normalized(texts), config, scores, index)
+
+
+class _Normalized(Sequence[bytes]):
+    """``normalized_bytes`` of each text, made when read, so only the texts still needed are normalized."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]  # ints only, no slices
+        return normalized_bytes(self._texts[i])
+
+
+def find_normalized_duplicates(ids: list[str], normalized: Sequence[bytes], config: DedupConfig,
+                               scores: list[float | None] | None = None,
+                               index: DedupIndex | None = None) -> dict[str, DuplicateOf]:
+    """``find_duplicates`` on texts already normalized (``text.normalized_bytes``): a reader that streams
+    records can keep these bytes alone instead of every raw text next to them."""
+    check_inputs(ids, normalized, scores)
     if not config.enabled or not ids:
         return {}
     if index is not None and not index.compatible(config):
@@ -542,7 +678,7 @@ def find_duplicates(ids: list[str], texts: Sequence[str], config: DedupConfig,
     if not ids:
         return {}
     rank = keeper_rank(ids, [scores[i] for i in fresh] if scores is not None else None)
-    normalized = [normalize_text(texts[i]).encode() for i in fresh]
+    normalized = [normalized[i] for i in fresh]
     hashes = np.fromiter(map(text_hash, normalized), dtype=np.uint64, count=len(normalized))
 
     # Exact stage: in rank order the first item with a hash represents it, unless the index has it.
@@ -618,9 +754,14 @@ def _near_duplicates(old: DedupIndex, normalized: list[bytes], rep_rank: list[in
 
 def dialogue_text(d: Dialogue, scope: str) -> str:
     """The text compared for duplicates: every turn ("dialogue") or only supporter turns ("supporter")."""
+    return scoped_text(((t.role, t.text) for t in d.turns), scope)
+
+
+def scoped_text(turns: Iterable[tuple[str, str]], scope: str) -> str:
+    """``dialogue_text`` of (role, text) pairs, for a reader that has not built a Dialogue."""
     if scope not in ("dialogue", "supporter"):
         raise ValueError(f"unknown dedup scope {scope!r}")
-    return "\n".join(t.text for t in d.turns if scope == "dialogue" or t.role == "supporter")
+    return "\n".join(text for role, text in turns if scope == "dialogue" or role == "supporter")
 
 
 def dialogue_score(d: Dialogue) -> float | None:
@@ -690,7 +831,8 @@ class DedupGate:
 
 def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
                     index: DedupIndex | None = None) -> tuple[list[Dialogue], list[Rejection]]:
-    """Split dialogues into kept ones (input order) and dedup rejections that carry the dialogue."""
+    """Split dialogues into kept ones (input order) and dedup rejections that carry the dialogue; with
+    `config.semantic`, the MinHash survivors then lose their paraphrases (filters.semantic_dedup)."""
     ids = [d.id for d in dialogues]
     texts = _DialogueTexts(dialogues, config.scope)
     dropped = find_duplicates(ids, texts, config, [dialogue_score(d) for d in dialogues], index)
@@ -701,4 +843,9 @@ def dedup_dialogues(dialogues: list[Dialogue], config: DedupConfig,
             kept.append(d)
         else:
             rejections.append(duplicate_rejection(d, dup))
+    if config.semantic:
+        from synth_empathy.filters.semantic_dedup import semantic_dedup_dialogues  # it imports this module
+
+        kept, paraphrases = semantic_dedup_dialogues(kept, config.semantic_threshold, config.scope)
+        rejections += paraphrases
     return kept, rejections

@@ -9,9 +9,10 @@ import re
 from collections.abc import Callable
 
 from synth_empathy.config import RulesConfig
+from synth_empathy.languages import LANGUAGES, language_share
 from synth_empathy.programs.safety import follows_safe_pattern
 from synth_empathy.schema import Dialogue, Rejection
-from synth_empathy.text import ngrams, words
+from synth_empathy.text import ngrams, word_count, words
 
 _AI_LEAK = re.compile(r"\b(as an ai|language model|i am an ai|i'm an ai|as a chatbot|openai)\b", re.IGNORECASE)
 _SPEAKER_LABEL = re.compile(r"(^|\n)\s*(seeker|supporter|listener|user|assistant|you)\s*:", re.IGNORECASE)
@@ -20,10 +21,6 @@ _PLACEHOLDER = re.compile(r"\[(name|insert|your name|placeholder)[^\]]*\]|\{\{.*
 # The seeker giving the supporter advice: imperative suggestions aimed at "you".
 _SEEKER_ADVICE = re.compile(r"\b(you should|you need to|you could try|have you tried|my advice|i suggest you)\b",
                             re.IGNORECASE)
-_ENGLISH = frozenset(
-    "the a an and or but to of in on at for with is are was were be been i you he she it we they my your me "
-    "that this not no so just do did have has had can will would what how why when".split()
-)
 
 
 def turn_count(d: Dialogue, cfg: RulesConfig) -> list[str]:
@@ -36,7 +33,7 @@ def turn_count(d: Dialogue, cfg: RulesConfig) -> list[str]:
 def turn_length(d: Dialogue, cfg: RulesConfig) -> list[str]:
     reasons = []
     for t in d.turns:
-        words = len(t.text.split())
+        words = word_count(t.text)
         if words == 0:
             reasons.append("empty_turn")
         elif words < cfg.min_words_per_turn:
@@ -49,7 +46,7 @@ def turn_length(d: Dialogue, cfg: RulesConfig) -> list[str]:
 def truncated(d: Dialogue, cfg: RulesConfig) -> list[str]:
     """A last turn that stops mid-sentence was cut by a token limit."""
     last = d.turns[-1].text.rstrip() if d.turns else ""
-    return ["truncated_turn"] if last and last[-1].isalnum() and len(last.split()) > 8 else []
+    return ["truncated_turn"] if last and last[-1].isalnum() and word_count(last) > 8 else []
 
 
 def roles(d: Dialogue, cfg: RulesConfig) -> list[str]:
@@ -92,12 +89,17 @@ def placeholders(d: Dialogue, cfg: RulesConfig) -> list[str]:
 
 
 def language(d: Dialogue, cfg: RulesConfig) -> list[str]:
-    """English check by function words: real English prose is at least ~20% of them."""
-    tokens = words(" ".join(t.text for t in d.turns))
-    if len(tokens) < 10:
+    """The dialogue is in its seed's language: English by its function words (real prose is at least ~20% of
+    them), other languages by theirs or by their script (synth_empathy.languages)."""
+    text = " ".join(t.text for t in d.turns)
+    lang = LANGUAGES.get(d.seed.language)
+    if lang is None:
+        return []  # a language we cannot recognise is not checked, rather than rejected
+    share = language_share(words(text), text, lang)
+    floor = cfg.min_script_share if lang.script is not None else cfg.min_english_share
+    if share is None or share >= floor:
         return []
-    share = sum(w in _ENGLISH for w in tokens) / len(tokens)
-    return ["not_english"] if share < cfg.min_english_share else []
+    return ["not_english"] if lang.code == "en" else ["wrong_language"]
 
 
 def crisis_safety(d: Dialogue, cfg: RulesConfig) -> list[str]:

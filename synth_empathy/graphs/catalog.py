@@ -11,7 +11,7 @@ import pydantic
 import yaml
 
 from synth_empathy.errors import UserError
-from synth_empathy.schema import EMOTIONS, Emotion, Persona, ProblemType, Situation, Trait
+from synth_empathy.schema import EMOTIONS, Emotion, Persona, ProblemType, Situation, Source, Trait
 from synth_empathy.userfiles import read_text, reading
 
 _KINDS: dict[str, type[pydantic.BaseModel]] = {
@@ -20,6 +20,7 @@ _KINDS: dict[str, type[pydantic.BaseModel]] = {
     "emotions": Emotion,
     "problem_types": ProblemType,
     "situations": Situation,
+    "sources": Source,
 }
 
 
@@ -30,6 +31,7 @@ class Catalog:
     emotions: list[Emotion] = field(default_factory=list)
     problem_types: list[ProblemType] = field(default_factory=list)
     situations: list[Situation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)  # imported datasets (graph import), with their licences
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -98,6 +100,8 @@ def _check_refs(catalog: Catalog, where: dict[tuple[str, str], str]) -> None:
     for s in catalog.situations:
         missing("situations", s.emotions, emotions, "situations", s.id, "emotion")
         missing("situations", [s.problem_type], problems, "situations", s.id, "problem type")
+        missing("situations", [s.source] if s.source else [], {src.id for src in catalog.sources}, "situations",
+                s.id, "source")
 
 
 def load_catalog(personas_dir: Path, scenarios_dir: Path) -> Catalog:
@@ -112,6 +116,12 @@ def load_catalog(personas_dir: Path, scenarios_dir: Path) -> Catalog:
             raise UserError(f"the catalogs in {personas_dir} and {scenarios_dir} define no {kind.replace('_', ' ')}")
     _check_refs(catalog, where)
     return catalog
+
+
+def seeded_sources(catalog: Catalog, situations: Iterable[Situation]) -> list[Source]:
+    """The imported sources (with their licences) that any of `situations` came from, in catalog order."""
+    used = {s.source for s in situations if s.source}
+    return [src for src in catalog.sources if src.id in used]
 
 
 def catalog_counts(catalog: Catalog) -> dict[str, Any]:

@@ -7,19 +7,31 @@ import hashlib
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from synth_empathy.config import MAX_N, RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.graph import plausible
-from synth_empathy.schema import Persona, Seed, Situation
+from synth_empathy.languages import DEFAULT_LANGUAGE, language_rota
+from synth_empathy.schema import (
+    DISCLOSURE_PACES,
+    PUSHBACK_LEVELS,
+    RESISTANCE_LEVELS,
+    Persona,
+    Seed,
+    SeekerProfile,
+    Situation,
+)
 
 Cell = tuple[str, str]
 
 
-def seed_id(index: int, persona: Persona, situation: Situation, emotion: str, intensity: int) -> str:
-    blob = f"{index}|{persona.id}|{situation.id}|{emotion}|{intensity}".encode()
+def seed_id(index: int, persona: Persona, situation: Situation, emotion: str, intensity: int,
+            language: str = DEFAULT_LANGUAGE) -> str:
+    # English ids stay what they were before seeds had a language; any other language makes other ids.
+    tail = "" if language == DEFAULT_LANGUAGE else f"|{language}"
+    blob = f"{index}|{persona.id}|{situation.id}|{emotion}|{intensity}{tail}".encode()
     return "d" + hashlib.sha256(blob).hexdigest()[:15]
 
 
@@ -58,18 +70,22 @@ def _check_weight_names(catalog: Catalog, emotion_weights: dict[str, float],
 
 
 def plan_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
-               problem_type_weights: dict[str, float] | None = None) -> list[Seed]:
+               problem_type_weights: dict[str, float] | None = None,
+               language: str | Mapping[str, float] = DEFAULT_LANGUAGE) -> list[Seed]:
     """The plan as a list; see `iter_seeds`."""
-    return list(iter_seeds(catalog, n, seed, emotion_weights, problem_type_weights))
+    return list(iter_seeds(catalog, n, seed, emotion_weights, problem_type_weights, language))
 
 
 def iter_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[str, float] | None = None,
-               problem_type_weights: dict[str, float] | None = None) -> Iterator[Seed]:
+               problem_type_weights: dict[str, float] | None = None,
+               language: str | Mapping[str, float] = DEFAULT_LANGUAGE) -> Iterator[Seed]:
     """Deterministic for (catalog, n, seed, weights), one seed at a time: the memory of a plan does not grow with n.
     Cells are visited round-robin in a shuffled order, so every cell is used once before any repeats (weights
     > 1 repeat a cell within a round, 0 leaves it out); inside a cell the least-used situation wins, and the
-    persona is the least-used plausible one, which spreads personas evenly. Bad n or weights raise at the call,
-    not at the first seed."""
+    persona is the least-used plausible one, which spreads personas evenly; each seed gets a seeker profile from a
+    ProfileSampler, which balances every profile level the same way. Bad n or weights raise at the call,
+    not at the first seed. `language` is one code or a {code: weight} mix, whose languages the seeds take in
+    turn (`language_rota`); the language does not change which persona, situation or emotion a seed gets."""
     if not 0 <= n <= MAX_N:
         raise UserError(f"a plan holds 0 to {MAX_N:,} seeds, not {n:,}")
     _check_weight_names(catalog, emotion_weights or {}, problem_type_weights or {})
@@ -77,11 +93,35 @@ def iter_seeds(catalog: Catalog, n: int, seed: int = 0, emotion_weights: dict[st
     round_cells = _weighted_round(cells, emotion_weights or {}, problem_type_weights or {})
     if not round_cells:
         raise UserError("the sampler weights leave no (emotion x problem type) cell to sample")
-    return _seeds(catalog, n, random.Random(seed), cells, round_cells)
+    return _seeds(catalog, n, random.Random(seed), cells, round_cells, language_rota(language),
+                  ProfileSampler(f"profiles:{seed}"))
+
+
+# Each profile dimension and its levels, in SeekerProfile's field order.
+PROFILE_LEVELS: dict[str, tuple] = {"resistance": RESISTANCE_LEVELS, "disclosure": DISCLOSURE_PACES,
+                                    "pushback": PUSHBACK_LEVELS, "relapse": (False, True)}
+
+
+class ProfileSampler:
+    """Seeker profiles balanced like the cells: each dimension takes its least-used level so far (ties broken at
+    random), so every level of every dimension is used equally often, to within one, in any prefix of a plan.
+    Its own random stream keeps the scenario plan (and so every seed id) what it was before profiles existed."""
+
+    def __init__(self, seed: str) -> None:
+        self.rng = random.Random(seed)
+        self.uses: dict[str, Counter] = {name: Counter() for name in PROFILE_LEVELS}
+
+    def next(self) -> SeekerProfile:
+        chosen = {}
+        for name, levels in PROFILE_LEVELS.items():
+            fewest = min(self.uses[name][level] for level in levels)
+            chosen[name] = self.rng.choice([level for level in levels if self.uses[name][level] == fewest])
+            self.uses[name][chosen[name]] += 1
+        return SeekerProfile(**chosen)
 
 
 def _seeds(catalog: Catalog, n: int, rng: random.Random, cells: dict[Cell, list[Situation]],
-           round_cells: list[Cell]) -> Iterator[Seed]:
+           round_cells: list[Cell], languages: list[str], profiles: ProfileSampler) -> Iterator[Seed]:
     order: list[Cell] = []
     situation_uses: Counter[str] = Counter()
     persona_uses: Counter[str] = Counter()
@@ -103,9 +143,11 @@ def _seeds(catalog: Catalog, n: int, rng: random.Random, cells: dict[Cell, list[
         situation_uses[situation.id] += 1
         persona_uses[persona.id] += 1
         intensity = rng.randint(*situation.intensity)
+        language = languages[index % len(languages)]
         yield Seed(
-            id=seed_id(index, persona, situation, emotion, intensity), index=index, persona=persona,
-            situation=situation, emotion=emotion, problem_type=problem, intensity=intensity,
+            id=seed_id(index, persona, situation, emotion, intensity, language), index=index, persona=persona,
+            situation=situation, emotion=emotion, problem_type=problem, intensity=intensity, language=language,
+            profile=profiles.next(),
         )
 
 
@@ -117,7 +159,7 @@ def plan_for(catalog: Catalog, config: RunConfig, n: int | None = None) -> list[
 def iter_plan(catalog: Catalog, config: RunConfig, n: int | None = None) -> Iterator[Seed]:
     """`plan_for`, one seed at a time."""
     return iter_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
-                      config.sampler.problem_type_weights)
+                      config.sampler.problem_type_weights, config.run.language)
 
 
 def normalized_entropy(values: Iterable[str] | Counter[str], support: int | None = None) -> float:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dspy
 
+from synth_empathy.languages import DEFAULT_LANGUAGE
 from synth_empathy.lm.usage import stage
 from synth_empathy.programs.epitome import RUBRIC, failures, levels, with_rubric
+from synth_empathy.programs.transcript import write_in
 from synth_empathy.schema import Critique
 
 
@@ -63,7 +65,10 @@ class Critic(dspy.Module):
             out = self.critique(conversation=conversation, reply=reply)
         return Critique(**levels(out), failures=failures(out), feedback=out.feedback)
 
-    def revise(self, conversation: str, strategy: str, draft: str, critique: Critique) -> str:
+    def revise(self, conversation: str, strategy: str, draft: str, critique: Critique,
+               language: str = DEFAULT_LANGUAGE) -> str:
+        # The language rides on the critique, so an English run's revise prompt stays as it was.
+        critique_text = " ".join(part for part in (describe(critique), write_in(language)) if part)
         with stage("revise"):
             return self.rewrite(conversation=conversation, strategy=strategy, draft=draft,
-                                critique=describe(critique)).reply
+                                critique=critique_text).reply

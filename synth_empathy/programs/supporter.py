@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dspy
 
+from synth_empathy.languages import DEFAULT_LANGUAGE
 from synth_empathy.lm.usage import stage
 from synth_empathy.programs.critique import Critic, needs_revision, usable_revision
 from synth_empathy.programs.safety import SAFETY_GUIDANCE, make_safe
+from synth_empathy.programs.transcript import write_in
 from synth_empathy.schema import Draft, Strategy
 
 
@@ -52,10 +54,11 @@ class Supporter(dspy.Module):
         self.draft = dspy.Predict(DraftReply)
         self.critic = Critic()
 
-    def forward(self, seeker: str, conversation: str, crisis: bool = False) -> dspy.Prediction:
+    def forward(self, seeker: str, conversation: str, crisis: bool = False,
+                language: str = DEFAULT_LANGUAGE) -> dspy.Prediction:
         with stage("supporter"):
             strategy = self.choose(seeker=seeker, conversation=conversation).strategy
-            guidance = SAFETY_GUIDANCE if crisis else ""
+            guidance = " ".join(g for g in (write_in(language), SAFETY_GUIDANCE if crisis else "") if g)
             reply = self.draft(seeker=seeker, conversation=conversation, strategy=strategy.replace("_", " "),
                                guidance=guidance).reply
         drafts: list[Draft] = []
@@ -65,7 +68,7 @@ class Supporter(dspy.Module):
             if not needs_revision(critique):
                 break
             revision = self.critic.revise(conversation=conversation, strategy=strategy.replace("_", " "),
-                                          draft=reply, critique=critique)
+                                          draft=reply, critique=critique, language=language)
             if not usable_revision(revision, reply, critique):
                 break
             reply = revision

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from synth_empathy.languages import DEFAULT_LANGUAGE, get_language
+from synth_empathy.programs.seeker_profile import PUSHBACK_NOTE, disclosable, profile_card, pushes_back
 from synth_empathy.schema import Persona, Seed, Turn
 from synth_empathy.text import words
 
@@ -63,7 +65,26 @@ def trim_sentences(text: str, limit: int = 3) -> str:
 def seeker_brief(seed: Seed) -> str:
     """What the supporter may know up front: who they are talking to (not the hidden details)."""
     p = seed.persona
-    return f"{p.name}, age {p.age_band}, {p.occupation}; tends to be {p.communication_style.replace('_', '-')}."
+    brief = f"{p.name}, age {p.age_band}, {p.occupation}; tends to be {p.communication_style.replace('_', '-')}."
+    if seed.language != DEFAULT_LANGUAGE:
+        brief += f" Speaks {get_language(seed.language).name}."
+    return brief
+
+
+def seeker_character(seed: Seed) -> str:
+    """The seeker's `character` input: its persona card, how its profile makes it behave, and the language it
+    speaks when that is not English."""
+    parts = (persona_card(seed.persona), profile_card(seed.profile), write_in(seed.language))
+    return " ".join(part for part in parts if part)
+
+
+def write_in(language: str) -> str:
+    """The sentence that asks for a reply in `language`; empty for English, the language the prompts are in, so
+    an English run's prompts stay as they were."""
+    if language == DEFAULT_LANGUAGE:
+        return ""
+    lang = get_language(language)
+    return f"Write only in {lang.name} ({lang.native}), never in English."
 
 
 def turn_line(role: str, text: str, viewpoint: str = "neutral") -> str:
@@ -82,17 +103,28 @@ def with_reply(conversation: str, reply: str) -> str:
     return "\n".join(part for part in (conversation, turn_line("supporter", reply)) if part)
 
 
-def seeker_feeling(emotion: str, intensity: int, closing: bool = False) -> str:
-    """The seeker's `feeling` input; `closing` when it has decided to end the conversation with this message."""
+def seeker_feeling(emotion: str, intensity: int, closing: bool = False, push_back: bool = False) -> str:
+    """The seeker's `feeling` input; `closing` when it has decided to end the conversation with this message,
+    `push_back` on the exchanges its profile misreads the listener (programs.seeker_profile.pushes_back)."""
     feeling = f"{emotion}, intensity {intensity} out of 10"
+    if push_back and not closing:
+        feeling += f"; {PUSHBACK_NOTE}"
     if closing:
         feeling += "; you have said what you needed to and are ready to end the conversation now"
     return feeling
 
 
+def seeker_feeling_at(seed: Seed, turns: Sequence[Turn], intensity: int, closing: bool = False) -> str:
+    """`seeker_feeling` of the seeker message that follows `turns`, with its profile's push-back schedule."""
+    exchange = sum(t.role == "seeker" for t in turns)
+    return seeker_feeling(seed.emotion, intensity, closing, pushes_back(seed.profile, exchange))
+
+
 def not_said_yet(seed: Seed, turns: Sequence[Turn]) -> str:
-    """The seeker's hidden details it has not brought up yet, in the first person."""
+    """The seeker's hidden details it has not brought up yet and, by its profile's disclosure pace, may bring up in
+    the message that follows `turns`, in the first person."""
     said = set(words(" ".join(t.text for t in turns if t.role == "seeker")))
     # A detail counts as said once most of its words have come up in the seeker's messages.
     left = [d for d in seed.situation.hidden_details if len(set(words(d)) & said) <= 0.6 * len(set(words(d)))]
-    return "; ".join(first_person(d) for d in left) or "nothing important"
+    exchange = sum(t.role == "seeker" for t in turns)
+    return "; ".join(first_person(d) for d in disclosable(seed.profile, left, exchange)) or "nothing important"

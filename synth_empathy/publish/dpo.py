@@ -5,6 +5,12 @@ turn), `chosen` and `rejected` (one assistant message each), plus `source`:
   rewrite is chosen, the turn as generated rejected;
 - critique_revision: a kept dialogue kept its drafts (`--keep-drafts`) and the supporter revised a draft
   after self-critique: the final turn is chosen, the critiqued draft rejected.
+
+`margin` is how much better the critic scored the chosen reply than the rejected one on the EPITOME rubric
+(er + ip + ex, each 0-2, so -6..6), known only where the critic scored both: a revision is scored when a later
+critique round looked at it (dialogue.critique_rounds >= 2; a revision of the last round is not), a human edit
+never. TRL's RewardTrainer reads a
+`margin` column; DPOTrainer ignores it.
 """
 
 from __future__ import annotations
@@ -13,28 +19,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from synth_empathy.filters.calibration import latest_labels
-from synth_empathy.schema import Dialogue, Label, Turn
+from synth_empathy.publish.rows import prompt_messages
+from synth_empathy.schema import Critique, Dialogue, Label
 
-_ROLE = {"seeker": "user", "supporter": "assistant"}
 
-
-def prompt_messages(turns: Sequence[Turn], index: int, system_prompt: str) -> list[dict[str, str]]:
-    """The system message and the turns before `index`, consecutive turns of one speaker joined (as the chat
-    exports join them), so the prompt ends on the seeker's message the turn answers."""
-    messages = [{"role": "system", "content": system_prompt}]
-    for t in turns[:index]:
-        role, text = _ROLE[t.role], t.text.strip()
-        if messages[-1]["role"] == role:
-            messages[-1] = {"role": role, "content": f"{messages[-1]['content']}\n\n{text}"}
-        else:
-            messages.append({"role": role, "content": text})
-    return messages
+def rubric_total(critique: Critique) -> int:
+    return critique.er + critique.ip + critique.ex
 
 
 def _pair(d: Dialogue, index: int, chosen: str, rejected: str, source: str, system_prompt: str,
-          reviewer: str | None = None) -> dict[str, Any]:
+          reviewer: str | None = None, margin: float | None = None) -> dict[str, Any]:
     return {"id": f"{d.id}:{index}:{source}" + (f":{reviewer}" if reviewer else ""), "dialogue_id": d.id,
-            "turn_index": index, "source": source, "reviewer": reviewer,
+            "turn_index": index, "source": source, "reviewer": reviewer, "margin": margin,
             "prompt": prompt_messages(d.turns, index, system_prompt),
             "chosen": [{"role": "assistant", "content": chosen.strip()}],
             "rejected": [{"role": "assistant", "content": rejected.strip()}]}
@@ -57,18 +53,22 @@ def human_edit_pairs(dialogues: dict[str, Dialogue], labels: Iterable[Label], sy
 
 
 def critique_revision_pairs(dialogues: Iterable[Dialogue], system_prompt: str) -> list[dict[str, Any]]:
-    """One pair per distinct critiqued draft of a revised supporter turn that differs from the final text."""
+    """One pair per distinct critiqued draft of a revised supporter turn that differs from the final text, with
+    the margin when a critique round scored the final text too."""
     pairs = []
     for d in dialogues:
         for i, t in enumerate(d.turns):
             if t.role != "supporter" or not t.revised:
                 continue
+            final = next((rubric_total(draft.critique) for draft in reversed(t.drafts)
+                          if draft.text.strip() == t.text.strip()), None)
             seen = {t.text.strip()}
             for draft in t.drafts:
                 if draft.text.strip() in seen:
                     continue
                 seen.add(draft.text.strip())
-                pairs.append(_pair(d, i, t.text, draft.text, "critique_revision", system_prompt))
+                margin = None if final is None else float(final - rubric_total(draft.critique))
+                pairs.append(_pair(d, i, t.text, draft.text, "critique_revision", system_prompt, margin=margin))
     return pairs
 
 

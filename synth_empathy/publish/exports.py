@@ -1,8 +1,10 @@
-"""Convert a corpus (DIR/dialogues.jsonl) into training formats: OpenAI chat fine-tuning JSONL, ShareGPT, and a
-Hugging Face dataset with family-safe train/validation/test splits, optionally pushed to the Hub.
+"""Convert a corpus (DIR/dialogues.jsonl) into training formats: OpenAI chat fine-tuning JSONL, ShareGPT, TRL
+prompt-completion JSONL (one row per supporter reply), DPO preference pairs, and a Hugging Face dataset with
+family-safe train/validation/test splits, optionally pushed to the Hub.
 
-The supporter is the assistant and the seeker the user. Conversions are pure functions of a `Dialogue`;
-`export_corpus` is the one entry point that reads, filters, writes and pushes.
+The supporter is the assistant and the seeker the user; every format is built from the chat rows of
+`synth_empathy.publish.rows`, as the Python API's rows are. `export_corpus` is the one entry point that reads,
+filters, writes and pushes.
 """
 
 from __future__ import annotations
@@ -28,25 +30,27 @@ from synth_empathy.corpus.outputs import (
 from synth_empathy.corpus.read import Corpus, read_corpus
 from synth_empathy.corpus.store import CARD_FILE, KEPT_FILE, MANIFEST_FILE, REJECTED_FILE
 from synth_empathy.errors import RunError, UserError, require_extra
+from synth_empathy.filters.pii import PiiMode, PiiReport, pii_pass
+from synth_empathy.publish.rows import (
+    DEFAULT_SYSTEM_PROMPT,
+    TARGETS,
+    family,
+    hf_features,
+    hf_row,
+    prompt_completion_rows,
+    to_messages,
+)
 from synth_empathy.publish.stats import catalog_for, corpus_stats, count_summary
 from synth_empathy.schema import EMOTIONS, STRATEGIES, Dialogue
 
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
 
-FORMATS = ("openai", "sharegpt", "hf", "dpo")
-TARGETS = ("all", "last")
+FORMATS = ("openai", "sharegpt", "hf", "prompt-completion", "dpo")
+TARGETED = ("openai", "prompt-completion")  # the formats --targets applies to
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 HF_TOKEN_ENV = "HF_TOKEN"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a warm, attentive supporter in an emotional-support conversation. Listen closely, reflect what the "
-    "person feels, ask gentle open questions, and offer suggestions or information only when they help. Keep "
-    "replies short and specific to what they said. You are not a therapist and give no clinical advice; if "
-    "someone may be in danger, encourage them to contact local emergency services or a crisis line."
-)
-
-_ROLE = {"seeker": "user", "supporter": "assistant"}
 _SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
@@ -144,28 +148,6 @@ def parse_split(text: str | Sequence[float] | None) -> tuple[float, float, float
 # ------------------------------------------------------------------ conversions
 
 
-def chat_turns(d: Dialogue) -> list[tuple[str, str]]:
-    """(user|assistant, text) pairs: consecutive turns of one speaker joined, a closing seeker turn dropped
-    (nothing answers it, so it teaches nothing)."""
-    out: list[tuple[str, str]] = []
-    for t in d.turns:
-        role, text = _ROLE[t.role], t.text.strip()
-        if out and out[-1][0] == role:
-            out[-1] = (role, f"{out[-1][1]}\n\n{text}")
-        else:
-            out.append((role, text))
-    while out and out[-1][0] == "user":
-        out.pop()
-    return out
-
-
-def to_messages(d: Dialogue, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """The one chat-template form ({role, content}) of every export and of `Generator.to_hf_iterable_dataset`;
-    a system message first unless `system_prompt` is None."""
-    system = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-    return system + [{"role": r, "content": c} for r, c in chat_turns(d)]
-
-
 def to_openai(d: Dialogue, targets: str = "all", system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
     """One chat fine-tuning line. targets="last" trains on the final supporter turn only (weight 1, earlier
     assistant messages weight 0); "all" trains on every supporter turn, OpenAI's default without weights."""
@@ -181,54 +163,6 @@ def to_openai(d: Dialogue, targets: str = "all", system_prompt: str = DEFAULT_SY
 def to_sharegpt(d: Dialogue, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
     return {"id": d.id, "conversations": [{"from": _SHAREGPT_FROM[m["role"]], "value": m["content"]}
                                           for m in to_messages(d, system_prompt)]}
-
-
-def family(d: Dialogue) -> str:
-    """A seed family: one situation, whatever the persona; its dialogues must never straddle splits."""
-    return d.seed.situation.id
-
-
-def hf_row(d: Dialogue, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> dict[str, Any]:
-    """Flat, typed columns for filtering on the Hub, plus `record`, the whole dialogue as JSON (lossless)."""
-    s = d.scores
-    return {
-        "id": d.id,
-        "family": family(d),
-        "emotion": d.seed.emotion,
-        "problem_type": d.seed.problem_type,
-        "situation": d.seed.situation.text,
-        "domain": d.seed.situation.domain,
-        "persona_id": d.seed.persona.id,
-        "intensity": d.seed.intensity,
-        "ending": d.ending,
-        "crisis": d.crisis,
-        "messages": to_messages(d, system_prompt),
-        "turns": [{"role": t.role, "text": t.text, "strategy": t.strategy, "intensity": t.intensity}
-                  for t in d.turns],
-        "sensibility": s.sensibility if s else None,
-        "rationality": s.rationality if s else None,
-        "er": s.er if s else None,
-        "ip": s.ip if s else None,
-        "ex": s.ex if s else None,
-        "generator_model": d.provenance.generator_model,
-        "judge_model": d.provenance.judge_model,
-        "created": d.provenance.created,
-        "record": d.model_dump_json(exclude_none=True),
-    }
-
-
-def _hf_features():
-    from datasets import Features, Value
-
-    text, score = Value("string"), Value("float64")
-    return Features({
-        "id": text, "family": text, "emotion": text, "problem_type": text, "situation": text, "domain": text,
-        "persona_id": text, "intensity": Value("int32"), "ending": text, "crisis": Value("bool"),
-        "messages": [{"role": text, "content": text}],
-        "turns": [{"role": text, "text": text, "strategy": text, "intensity": Value("int32")}],
-        "sensibility": score, "rationality": score, "er": score, "ip": score, "ex": score,
-        "generator_model": text, "judge_model": text, "created": text, "record": text,
-    })
 
 
 def split_by_family(dialogues: Sequence[Dialogue], ratios: Sequence[float] = DEFAULT_SPLIT,
@@ -270,14 +204,28 @@ class ExportResult:
     splits: dict[str, int] = field(default_factory=dict)
     families: dict[str, int] = field(default_factory=dict)
     pushed_to: str | None = None
-    pairs: dict[str, int] = field(default_factory=dict)  # dpo: preference pairs by source, and edits skipped
+    pii: PiiReport | None = None  # the personal-data pass over what was exported (None: --pii off)
+    pairs: dict[str, int] = field(default_factory=dict)  # dpo: preference pairs written, by source
+    edits_skipped: int = 0  # dpo: review edits whose dialogue or turn no longer matches
+    with_margin: int = 0  # dpo: pairs written with a known margin
+    below_margin: int = 0  # dpo: pairs left out by --min-margin
+    rows: int = 0  # prompt-completion: one row per supporter reply
+    targets: str = "all"
 
     def summary(self) -> str:
         if self.format == "dpo":
-            return (f"exported {sum(v for k, v in self.pairs.items() if k != 'skipped'):,} preference pairs to "
-                    f"{self.out} (dpo: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in self.pairs.items())
-                    + ")")
-        line = f"exported {self.dialogues:,} dialogues to {self.out} ({self.format})"
+            notes = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in self.pairs.items())
+            notes += f"; {self.with_margin:,} with a critique margin"
+            if self.below_margin:
+                notes += f"; {self.below_margin:,} below --min-margin or without a margin left out"
+            if self.edits_skipped:
+                notes += f"; {self.edits_skipped:,} stale edits skipped"
+            return f"exported {sum(self.pairs.values()):,} preference pairs to {self.out} (dpo: {notes})"
+        if self.format == "prompt-completion":
+            line = (f"exported {self.rows:,} supporter replies of {self.dialogues:,} dialogues to {self.out} "
+                    f"(prompt-completion{', the last reply of each' if self.targets == 'last' else ''})")
+        else:
+            line = f"exported {self.dialogues:,} dialogues to {self.out} ({self.format})"
         dropped = []
         if self.filtered_out:
             dropped.append(f"{self.filtered_out:,} filtered out")
@@ -290,6 +238,10 @@ class ExportResult:
                                             for k, v in self.splits.items())
         if self.pushed_to:
             line += f"; pushed to {self.pushed_to}"
+        if self.format == "openai" and self.targets == "last":
+            # The weight field is OpenAI's; a TRL trainer reads `messages` alone and trains on every reply.
+            line += ("; the weight field is read by OpenAI fine-tuning only: for TRL use --format prompt-completion "
+                     "--targets last")
         return line
 
 
@@ -394,11 +346,20 @@ in training reappears in evaluation.
 | --- | ---: | ---: |
 {rows}
 
+{_pii_line(result.pii)} Names are not checked: no maintained PyPI package ships an NER model.
+
 Columns: `messages` (system/user/assistant, ready for a chat template; the supporter is the assistant),
 `turns` (role, text, ESConv strategy, seeker intensity), seed fields (`emotion`, `problem_type`, `situation`,
 `domain`, `persona_id`, `intensity`, `family`), judge scores (`sensibility`, `rationality`, `er`, `ip`, `ex`),
 models, and `record`, the full dialogue as JSON.
 """
+
+
+def _pii_line(report: PiiReport | None) -> str:
+    if report is None:
+        return "Personal data was not checked (--pii off)."
+    line = report.summary()
+    return f"{line[0].upper()}{line[1:]}."
 
 
 HF_FILES = """\
@@ -414,7 +375,7 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
     from synth_empathy.publish.card import render_card_from_stats
 
     splits = {name: ds for name, ds in split_by_family(dialogues, ratios, seed).items() if ds}
-    features = _hf_features()
+    features = hf_features()
     data = datasets.DatasetDict({
         name: datasets.Dataset.from_list([hf_row(d, system_prompt) for d in ds], features=features)
         for name, ds in splits.items()})
@@ -444,40 +405,58 @@ def _write_hf(dialogues: list[Dialogue], out: Path, corpus: Corpus, selection: E
 
 
 def _write_dpo(corpus: Corpus, chosen: list[Dialogue], selection: ExportSelection, out: Path,
-               system_prompt: str) -> ExportResult:
+               system_prompt: str, pii: PiiReport, min_margin: float | None) -> ExportResult:
     """Preference pairs from DIR/labels.jsonl edits and kept critique revisions (synth_empathy.publish.dpo)."""
     from synth_empathy.publish.dpo import preference_pairs
     from synth_empathy.review.labels import LABELS, read_labels
 
     rejected = [d for r in corpus.rejections if r.get("dialogue") and selection.accepts(d := Dialogue.model_validate(
         r["dialogue"]))]
-    pairs, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
-    if not pairs:
+    # The rejected side of a pair is text too: it gets the same pass as the chosen dialogues, into the same report.
+    rejected, rejected_pii = pii_pass(rejected, pii.mode)
+    pii.absorb(rejected_pii)
+    every, skipped = preference_pairs(chosen, rejected, read_labels(corpus.path / LABELS), system_prompt)
+    if not every:
         raise UserError(f"{corpus.path} holds no preference pairs: no supporter turn edited in "
                         f"`synth-empathy review` and no revised draft kept (generate --keep-drafts)")
+    pairs = every if min_margin is None else [p for p in every if p["margin"] is not None
+                                              and p["margin"] >= min_margin]
+    if not pairs:
+        known = sum(p["margin"] is not None for p in every)
+        raise UserError(f"none of the {len(every):,} preference pairs in {corpus.path} has a margin >= "
+                        f"{min_margin:g} ({known:,} have a margin at all: one is known only where a later critique "
+                        f"round scored the revision and passed it, which needs dialogue.critique_rounds >= 2)")
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out, pairs)
     counts = {source: sum(p["source"] == source for p in pairs) for source in ("human_edit", "critique_revision")}
-    return ExportResult("dpo", out, len({p["dialogue_id"] for p in pairs}), pairs=counts | {"skipped": skipped})
+    return ExportResult("dpo", out, len({p["dialogue_id"] for p in pairs}), pairs=counts, edits_skipped=skipped,
+                        with_margin=sum(p["margin"] is not None for p in pairs), below_margin=len(every) - len(pairs))
 
 
 def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSelection | None = None,
                   targets: str = "all", system_prompt: str | None = None,
                   split: Sequence[float] | str | None = None, seed: int = 0, push: str | None = None,
-                  private: bool = False, overwrite: bool = False) -> ExportResult:
+                  private: bool = False, overwrite: bool = False, pii: PiiMode = "report",
+                  min_margin: float | None = None) -> ExportResult:
     """Export DIR/dialogues.jsonl as `fmt` to `out`; UserError (one sentence) for any bad input.
 
     Args:
         corpus_dir: an output directory of `generate` or `filter`.
         fmt: "openai" (chat fine-tuning JSONL), "sharegpt" (JSONL, or a JSON array when out ends in .json),
-            "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card) or "dpo" (TRL
-            preference pairs JSONL from review edits and critique revisions, see synth_empathy.publish.dpo).
+            "hf" (a folder: `datasets` save_to_disk + data/*.parquet + README.md data card), "prompt-completion"
+            (TRL conversational prompt/completion JSONL, one row per supporter reply, see publish.rows) or "dpo"
+            (TRL preference pairs JSONL from review edits and critique revisions, see synth_empathy.publish.dpo).
         out: the file (openai, sharegpt) or folder (hf) to write; an existing one is replaced only with overwrite.
         selection: from `build_selection`; None keeps every dialogue.
-        targets: openai only: "all" supporter turns are training targets, or only the "last" (weight 0/1).
+        targets: openai and prompt-completion: "all" supporter turns are training targets, or only the "last"
+            (openai: weight 0/1, which only OpenAI reads; prompt-completion: one row per dialogue).
         system_prompt: the system message; None is DEFAULT_SYSTEM_PROMPT.
         split: hf only: train/validation/test shares (default 0.8/0.1/0.1), by seed family; seed shuffles them.
         push: hf only: a Hub dataset repo id; needs HF_TOKEN in the environment (checked before anything is written).
+        pii: the personal-data pass over the chosen dialogues before anything is written or pushed: "report"
+            (count by type), "mask" (replace each span by its type), "drop" (leave such dialogues out) or "off".
+        min_margin: dpo only: keep the pairs whose margin (the critic's rubric total of the chosen reply minus the
+            rejected draft's, -6..6) is known and at least this.
 
     Example:
         >>> export_corpus(Path("outputs/run1"), "openai", Path("train.jsonl"), targets="last")  # doctest: +SKIP
@@ -487,8 +466,11 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSel
         raise UserError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if targets not in TARGETS:
         raise UserError(f"--targets must be 'all' or 'last', not '{targets}'")
-    if targets != "all" and fmt != "openai":
-        raise UserError(f"--targets applies to the openai format only (the {fmt} export trains on every reply)")
+    if targets != "all" and fmt not in TARGETED:
+        raise UserError(f"--targets applies to the openai and prompt-completion formats only (the {fmt} export "
+                        f"trains on every reply)")
+    if min_margin is not None and fmt != "dpo":
+        raise UserError("--min-margin applies to the dpo format only")
     if fmt != "hf" and (split is not None or push):
         raise UserError(f"--{'push' if push else 'split'} applies to the hf format only")
     ratios = parse_split(split)
@@ -505,12 +487,12 @@ def export_corpus(corpus_dir: Path, fmt: str, out: Path, *, selection: ExportSel
     # A sibling lock file (.OUT.lock), also for the hf folder: a refused or failed export leaves no folder behind.
     with output_lock(out, folder=False):
         return _export_locked(corpus, corpus_dir, fmt, out, selection, targets, system_prompt, ratios, seed, push,
-                              private, overwrite, token)
+                              private, overwrite, token, pii, min_margin)
 
 
 def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, selection: ExportSelection, targets: str,
                    system_prompt: str, ratios: Sequence[float], seed: int, push: str | None, private: bool,
-                   overwrite: bool, token: str | None) -> ExportResult:
+                   overwrite: bool, token: str | None, pii: PiiMode, min_margin: float | None) -> ExportResult:
     _check_out(out, corpus_dir, fmt, overwrite)
     if not corpus.dialogues:
         raise UserError(f"{corpus_dir / KEPT_FILE} holds no dialogues to export")
@@ -521,16 +503,27 @@ def _export_locked(corpus: Corpus, corpus_dir: Path, fmt: str, out: Path, select
     if not chosen:
         raise UserError(f"none of the {len(corpus.dialogues):,} dialogues in {corpus_dir} passes the filters "
                         f"({selection.describe()})")
+    selected = len(chosen)
+    chosen, pii_report = pii_pass(chosen, pii)
+    if not chosen:
+        raise UserError(f"every selected dialogue in {corpus_dir} carries personal data, and --pii drop left none")
     if fmt == "dpo":
-        return _write_dpo(corpus, chosen, selection, out, system_prompt)
+        result = _write_dpo(corpus, chosen, selection, out, system_prompt, pii_report, min_margin)
+        result.pii = pii_report if pii != "off" else None
+        return result
     trainable = [d for d in chosen if any(t.role == "supporter" for t in d.turns)]
     if not trainable:
         raise UserError(f"none of the {len(chosen):,} selected dialogues in {corpus_dir} has a supporter turn")
-    result = ExportResult(fmt, out, len(trainable), filtered_out=len(corpus.dialogues) - len(chosen),
-                          without_reply=len(chosen) - len(trainable))
+    result = ExportResult(fmt, out, len(trainable), filtered_out=len(corpus.dialogues) - selected,
+                          without_reply=len(chosen) - len(trainable), pii=pii_report if pii != "off" else None,
+                          targets=targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "openai":
         _write_jsonl(out, (to_openai(d, targets, system_prompt) for d in trainable))
+    elif fmt == "prompt-completion":
+        rows = [row for d in trainable for row in prompt_completion_rows(d, system_prompt, targets)]
+        _write_jsonl(out, rows)
+        result.rows = len(rows)
     elif fmt == "sharegpt":
         _write_jsonl(out, (to_sharegpt(d, system_prompt) for d in trainable), as_array=out.suffix == ".json")
     else:

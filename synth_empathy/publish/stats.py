@@ -22,7 +22,7 @@ from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dialogue_text
 from synth_empathy.publish.human_agreement import format_text
 from synth_empathy.schema import Dialogue, Manifest
-from synth_empathy.text import jaccard, ngrams, shingles, words
+from synth_empathy.text import jaccard, ngrams, shingles, word_count, words
 
 if TYPE_CHECKING:
     from synth_empathy.graphs.catalog import Catalog
@@ -181,7 +181,8 @@ class _Reservoir:
         return [item for _, item in sorted(self.items)]
 
 
-_DISTRIBUTIONS = ("emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending")
+_DISTRIBUTIONS = ("emotion", "problem_type", "strategy", "persona", "age_band", "life_stage", "domain", "ending",
+                  "language")
 
 
 class CorpusPass:
@@ -202,6 +203,8 @@ class CorpusPass:
         self.revised = 0
         self.crisis = 0
         self.intensity_by_turn: dict[int, list[int]] = {}
+        self.profile_drops: dict[str, dict[str, list[int]]] = {}  # profile dimension -> level -> intensity drops
+        self.without_profile = 0
         self.distinct = DistinctNgrams((1, 2))
         self.sample = _Reservoir(sample_size, seed)
         self.sample_size, self.seed = sample_size, seed
@@ -215,12 +218,13 @@ class CorpusPass:
         if d.scores is not None:
             self.scores.append(d.scores.model_dump(exclude={"rationale"}))
         s = d.seed
-        for name, value in (("emotion", s.emotion), ("problem_type", s.problem_type), ("persona", s.persona.id),
+        for name, value in (("language", s.language), ("emotion", s.emotion), ("problem_type", s.problem_type),
+                            ("persona", s.persona.id),
                             ("age_band", s.persona.age_band), ("life_stage", s.persona.life_stage),
                             ("domain", s.situation.domain), ("ending", d.ending)):
             self.counters[name][value] += 1
         self.cells[(s.emotion, s.problem_type)] += 1
-        counts = [len(t.text.split()) for t in d.turns]
+        counts = [word_count(t.text) for t in d.turns]
         for t, c in zip(d.turns, counts, strict=True):
             self.words_by_role[t.role].append(c)
             if t.role == "supporter":
@@ -232,8 +236,15 @@ class CorpusPass:
         self.exchanges.append(sum(t.role == "supporter" for t in d.turns))
         self.words_per_dialogue.append(sum(counts))
         self.crisis += d.crisis
-        for i, value in enumerate(seeker_intensities(d), 1):
+        intensities = seeker_intensities(d)
+        for i, value in enumerate(intensities, 1):
             self.intensity_by_turn.setdefault(i, []).append(value)
+        if d.seed.profile is None:
+            self.without_profile += 1
+        else:
+            drop = intensities[0] - intensities[-1] if intensities else 0
+            for name, level in d.seed.profile.model_dump().items():
+                self.profile_drops.setdefault(name, {}).setdefault(str(level).lower(), []).append(drop)
         self.sample.add(dialogue_text(d, "dialogue"))
         p = d.provenance
         self.models["generator"].add(p.generator_model)
@@ -260,6 +271,7 @@ class CorpusPass:
             "lengths": self._lengths(),
             "intensity_by_turn": [{"turn": i, "n": len(v), "mean": round(sum(v) / len(v), 3)}
                                   for i, v in sorted(self.intensity_by_turn.items())],
+            "seeker_profiles": self._profiles(),
             "diversity": self._diversity(),
             "usage": usage_summary(manifest, self.kept),
             "provenance": self._provenance(manifest),
@@ -306,6 +318,16 @@ class CorpusPass:
             "total_words": sum(self.words_per_dialogue),
             "revised_supporter_turns": self.revised,
             "crisis_dialogues": self.crisis,
+        }
+
+    def _profiles(self) -> dict[str, Any]:
+        """Kept dialogues per seeker-profile level, with the mean intensity drop (first seeker turn to last) at
+        each: do harder seekers come down less? Dialogues made before profiles count under `without_profile`."""
+        return {
+            "without_profile": self.without_profile,
+            "levels": {name: {level: {"n": len(v), "mean_intensity_drop": round(sum(v) / len(v), 3)}
+                              for level, v in sorted(by_level.items())}
+                       for name, by_level in self.profile_drops.items()},
         }
 
     def _diversity(self) -> dict[str, Any]:
@@ -470,10 +492,18 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     lines.append(f"diversity     distinct-1 {_num(d['distinct_1'], 3)}, distinct-2 {_num(d['distinct_2'], 3)} "
                  f"(supporter turns); self-similarity {_num(sim['mean_jaccard'], 3)} "
                  f"(mean Jaccard of {sim['sample']} dialogues)")
+    profiles = stats.get("seeker_profiles") or {}
+    if profiles.get("levels"):
+        lines.append("profiles      " + "; ".join(
+            f"{name} " + ", ".join(f"{level} {v['n']:,}" for level, v in by_level.items())
+            for name, by_level in profiles["levels"].items()))
     lengths = stats["lengths"]
     lines.append(f"lengths       {_num(lengths['turns_per_dialogue']['mean'], 1)} turns a dialogue, "
                  f"{_num(lengths['words_per_supporter_turn']['mean'], 1)} words a supporter turn, "
                  f"{_num(lengths['words_per_seeker_turn']['mean'], 1)} a seeker turn")
+    languages = stats["distributions"].get("language") or {}
+    if languages:
+        lines.append("languages     " + ", ".join(f"{code} {n:,}" for code, n in languages.items()))
     lines.append("")
     usage = stats["usage"]
     total = usage["total"]

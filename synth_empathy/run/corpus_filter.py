@@ -12,14 +12,17 @@ from pathlib import Path
 import dspy
 
 from synth_empathy.config import RunConfig
+from synth_empathy.corpus.importers import source_entry
 from synth_empathy.corpus.lock import LOCK, output_lock
 from synth_empathy.corpus.manifest import build_manifest, now, write_manifest
 from synth_empathy.corpus.outputs import check_outputs
-from synth_empathy.corpus.read import read_any_dialogues
+from synth_empathy.corpus.read import report_bad_rows
+from synth_empathy.corpus.records import import_records, need_dialogues
 from synth_empathy.corpus.store import KEPT_FILE, CorpusWriter, Tally
 from synth_empathy.errors import UserError
 from synth_empathy.filters.dedup import dedup_dialogues
 from synth_empathy.filters.judge import meets_thresholds, scored
+from synth_empathy.filters.pii import corpus_pii
 from synth_empathy.filters.rules import rules_rejection
 from synth_empathy.lm import PlainAdapter, UsageMeter, build_lm, model_label
 from synth_empathy.lm.batch import BATCH_FILE, batch_price
@@ -28,8 +31,13 @@ from synth_empathy.programs import load_programs
 from synth_empathy.programs.judge import Judge
 from synth_empathy.publish.card import write_card
 from synth_empathy.run.batch_judge import judge_by_batch
+from synth_empathy.run.outside import write_outside
 from synth_empathy.run.workers import Outcome, Workers
 from synth_empathy.schema import Dialogue, Manifest, Rejection, Scores
+
+# An outside dataset's own records, next to our layout: kept and rejected as the input held them (the
+# input's suffix), and one {id, record, kept, stage, reasons, scores} line per record keyed by its own id.
+SOURCE_KEPT, SOURCE_REJECTED, SOURCE_OUTCOMES = "source_kept", "source_rejected", "source_outcomes.jsonl"
 
 
 def _split(outcomes: Iterable[Outcome]) -> tuple[list[Dialogue], list[Rejection]]:
@@ -107,11 +115,12 @@ def format_sweep(sweep: dict) -> str:
 def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM | None = None,
                judge_label: str | None = None, select: float | None = None,
                on_done: Callable[[int], None] | None = None, batch: bool = False,
-               batch_poll_s: float = 30.0) -> tuple[Manifest, dict]:
+               batch_poll_s: float = 30.0, source_license: str = "unknown") -> tuple[Manifest, dict]:
     """rules -> dedup (keeper: higher scored) -> judge over a corpus; writes the same layout as `generate`,
     into a new or empty folder that it holds the one-writer lock on. The judge LM is the config's judge model
     unless one is given. `batch` sends the judge's calls through the Batch API (run.batch_judge; resumable from
-    OUT/batch.json, the one file a rerun may find there)."""
+    OUT/batch.json, the one file a rerun may find there). An imported corpus is recorded in the manifest and
+    the card as a source under `source_license`."""
     out_dir = Path(out_dir)
     check_outputs([out_dir], [Path(source)])
     with output_lock(out_dir, folder=True):
@@ -119,16 +128,23 @@ def run_filter(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM
             what = "a corpus" if (out_dir / KEPT_FILE).exists() else "files this command did not write"
             raise UserError(f"--out {out_dir} already holds {what}; choose an empty folder")
         return _filter_locked(config, Path(source), out_dir, judge_lm, judge_label, select, on_done, batch,
-                              batch_poll_s)
+                              batch_poll_s, source_license)
 
 
 def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dspy.LM | None, judge_label: str | None,
                    select: float | None, on_done: Callable[[int], None] | None, batch: bool,
-                   batch_poll_s: float) -> tuple[Manifest, dict]:
+                   batch_poll_s: float, source_license: str = "unknown") -> tuple[Manifest, dict]:
     judge_config = config.judge_model()
     judge_label = judge_label or model_label(judge_config)
     started, created = time.perf_counter(), now()
-    dialogues = read_any_dialogues(source, bad_rows_to=out_dir / "bad_rows.jsonl")
+    # An imported corpus is in the run's language; a mixed setting names no one language, so it is read as English.
+    language = config.run.language if isinstance(config.run.language, str) else "en"
+    records, dialogues = import_records(source, language=language)
+    report_bad_rows(source, records.bad_rows, out_dir / "bad_rows.jsonl")
+    need_dialogues(records, len(dialogues))
+    # Our own records name the catalog; an imported file's name its format, and the file is a source to credit.
+    fmt = dialogues[0].seed.source
+    sources = [] if fmt == "catalog" else [source_entry(source, fmt, source_license)]
     meter = UsageMeter()
     passed, rejected = apply_rules(dialogues, config)
     if config.dedup.enabled:
@@ -146,6 +162,9 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
     for r in rejected:
         writer.reject(r)
     writer.close()
+    if records.fmt != "synth":  # an outside dataset: its own records back, beside our layout
+        write_outside(records, kept, rejected, out_dir / f"{SOURCE_KEPT}{records.suffix}", out_dir / SOURCE_OUTCOMES,
+                      out_dir / f"{SOURCE_REJECTED}{records.suffix}")
     scores = [(o, o.scores) for o in judged if isinstance(o, Dialogue)]
     sweep = threshold_sweep(scores)
     if select is not None:
@@ -162,7 +181,7 @@ def _filter_locked(config: RunConfig, source: Path, out_dir: Path, judge_lm: dsp
                               planned=len(dialogues), tally=tally,
                               usage=with_earlier_usage(meter.snapshot(), {}, prices),
                               timings={"filter_s": round(time.perf_counter() - started, 2)}, created=created,
-                              finished=now())
+                              finished=now(), pii=corpus_pii(kept), sources=sources)
     write_manifest(out_dir, manifest)
     write_card(out_dir, manifest)
     return manifest, sweep

@@ -25,8 +25,9 @@ from synth_empathy.corpus.store import KEPT_FILE, MANIFEST_FILE, CorpusWriter, T
 from synth_empathy.errors import RunError, UserError, error_detail
 from synth_empathy.filters.dedup import DedupGate
 from synth_empathy.filters.judge import judge_verdict
+from synth_empathy.filters.pii import corpus_pii
 from synth_empathy.filters.rules import rules_rejection
-from synth_empathy.graphs.catalog import Catalog, load_catalog
+from synth_empathy.graphs.catalog import Catalog, load_catalog, seeded_sources
 from synth_empathy.graphs.sampler import iter_plan
 from synth_empathy.lm import (
     AdaptiveLimiter,
@@ -44,7 +45,7 @@ from synth_empathy.run.budget import Budget, BudgetedOutcomes, BudgetReached, re
 from synth_empathy.run.progress import Progress
 from synth_empathy.run.roleplay import roleplay
 from synth_empathy.run.workers import Outcome, OutcomeSource, ThreadOutcomes, already_finished
-from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed
+from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, Source
 
 # A user filter: None keeps the dialogue; a reason code (str) or a Rejection drops it.
 CustomFilter = Callable[[Dialogue], "Rejection | str | None"]
@@ -59,6 +60,13 @@ def _endpoint(config: ModelConfig) -> tuple[str, str | None]:
     if config.backend == "litellm" and not config.api_base:
         return config.backend, (config.model or "").split("/", 1)[0]  # the provider's own service
     return config.backend, config.api_base
+
+
+def dspy_settings(config: RunConfig) -> dict:
+    """The dspy.context settings for a run's calls. DSPy keeps every call's prompt and response in the LM's, the
+    modules' and a global history, and every prediction with its inputs in a global trace (for optimizers): up to
+    10,000 entries each, memory that grows with n. Both off unless config.run.lm_history asks for them."""
+    return {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
 
 
 class Run:
@@ -82,10 +90,8 @@ class Run:
         self.programs = programs or load_programs(config.dialogue.critique_rounds, config.programs_dir)
         self.adapter = PlainAdapter()
         self.budget: Budget | None = None  # set by run_generate under --max-cost
-        # DSPy keeps every call's prompt and response in the LM's, the modules' and a global history, and every
-        # prediction with its inputs in a global trace (for optimizers): up to 10,000 entries each, memory that
-        # grows with n. Both off for the run's calls unless config.run.lm_history asks for them.
-        self.dspy_settings = {} if config.run.lm_history else {"disable_history": True, "max_trace_size": 0}
+        self.sources: list[Source] = []  # the imported datasets the plan is seeded from; set with the plan
+        self.dspy_settings = dspy_settings(config)
         self.meter = UsageMeter()
         self.gate = DedupGate(config.dedup)
         self.created = now()
@@ -264,6 +270,7 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         if executor is not None:
             raise UserError("--max-cost runs on the local engine only (not with --engine ray)")
         require_prices(run.prices, {**dict.fromkeys(GENERATOR_STAGES, config.model), "judge": config.judge_model()})
+    run.sources = seeded_sources(run.catalog, (s.situation for s in iter_plan(run.catalog, config)))
     session = Tally()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -330,6 +337,8 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         done = not all_failed and not to_retry and received == len(pending)
         manifest = _manifest(run, previous, tally, session, time.perf_counter() - started, finished=done,
                              to_retry=to_retry)
+        if done:  # a finished corpus only: an interrupted run stops at once (the scan imports presidio and spaCy)
+            manifest.pii = corpus_pii(stream_corpus(out_dir, strict=False).dialogues())
         write_manifest(out_dir, manifest)
         write_card(out_dir, manifest)
         if progress:
@@ -354,7 +363,7 @@ def _manifest(run: Run, previous: Manifest | None, tally: Tally, session: Tally,
                           structured_output={"generator": structured_output_mode(run.config.model),
                                              "judge": structured_output_mode(run.config.judge_model())},
                           human_agreement=previous.human_agreement if previous else None,
-                          budget=run.budget.record() if run.budget else None,
+                          budget=run.budget.record() if run.budget else None, sources=run.sources,
                           local_engine=local_engine_stats())
 
 

@@ -23,6 +23,7 @@ from synth_empathy.filters.dedup import (
     minhash_hashfunc,
     minhash_signatures,
     readable_shingles,
+    shingle_hashes,
     sketch,
 )
 from synth_empathy.schema import Dialogue, Persona, Provenance, Scores, Seed, Situation, Turn
@@ -275,3 +276,24 @@ def test_dedup_dialogues_rejections_carry_dialogue_and_detail() -> None:
         ("d1", "dedup", ["near_duplicate"]), ("d2", "dedup", ["near_duplicate"])]
     assert rejections[0].dialogue is dialogues[1] and rejections[0].seed == dialogues[1].seed
     assert rejections[0].detail.startswith("duplicates d3 (Jaccard 0.")
+
+
+def test_query_many_answers_what_query_answers_one_at_a_time() -> None:
+    index = DedupIndex(CONFIG)
+    base = [" ".join(words(k)) for k in range(10, 40)]
+    index.add_many([f"b{k}" for k in range(30)], base)
+    batch = [" ".join(substituted(words(12), spaced(3))), base[7].upper() + "!", " ".join(words(999)), "",
+             " ".join(substituted(words(12), spaced(3)))]  # the same near copy twice: never matched to each other
+    assert index.query_many(batch) == [index.query(t) for t in batch]
+    assert [d and (d.kept_id, d.kind) for d in index.query_many(batch)] == [
+        ("b2", "near"), ("b7", "exact"), None, None, ("b2", "near")]
+    assert len(index) == 30  # a query adds nothing
+
+
+def test_vectorized_shingle_hashes_equal_the_per_shingle_hashfunc() -> None:
+    long_word = "x" * 70 + "y" * 80  # past the 64 positions of the word table
+    text = f"a {long_word} b\u00e9 {long_word[::-1]} c d e " + " ".join(words(3, 30))
+    ours = shingle_hashes(normalize_text(text).encode(), 3) & np.uint64(0xFFFFFFFF)
+    theirs = [minhash_hashfunc(s.encode()) for s in readable_shingles(text, 3)]
+    assert ours.tolist() == theirs
+    assert len(set(theirs)) == len(theirs)  # no two distinct shingles of this text collide

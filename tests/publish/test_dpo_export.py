@@ -15,7 +15,7 @@ from synth_empathy.corpus.store import KEPT_FILE, REJECTED_FILE, iter_jsonl
 from synth_empathy.publish.dpo import critique_revision_pairs, human_edit_pairs, prompt_messages
 from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.review.labels import LabelStore
-from synth_empathy.schema import TurnEdit
+from synth_empathy.schema import Critique, Draft, TurnEdit
 
 SYSTEM = "Be kind."
 
@@ -84,3 +84,51 @@ def test_export_dpo_without_edits_or_drafts_is_bad_input(tmp_path):
     (corpus / KEPT_FILE).write_text("".join(d.model_dump_json() + "\n" for d in lines))
     result = CliRunner().invoke(app, ["export", str(corpus), "--format", "dpo", "--out", str(tmp_path / "p.jsonl")])
     assert result.exit_code == 2 and "no preference pairs" in result.output
+
+
+def _critiqued(er: int, ip: int, ex: int) -> Critique:
+    return Critique(er=er, ip=ip, ex=ex, failures=[] if er + ip + ex else ["linguistic_distancing"])
+
+
+def test_the_margin_is_known_when_a_later_round_scored_the_revision():
+    d = make_dialogue(GOOD_TEXTS)
+    turns = list(d.turns)
+    # Two rounds: the draft scored 1, its revision (the final text) scored 4 and passed.
+    turns[1] = turns[1].model_copy(update={"revised": True, "drafts": [
+        Draft(text="Okay.", critique=_critiqued(0, 1, 0)), Draft(text=GOOD_TEXTS[1], critique=_critiqued(2, 1, 1))]})
+    # One round: the revision was never scored.
+    turns[3] = turns[3].model_copy(update={"revised": True, "drafts": [
+        Draft(text="Fine.", critique=_critiqued(0, 0, 0))]})
+    pairs = critique_revision_pairs([d.model_copy(update={"turns": turns})], SYSTEM)
+    assert [(p["turn_index"], p["margin"]) for p in pairs] == [(1, 3.0), (3, None)]
+
+
+def test_min_margin_keeps_the_pairs_with_a_known_margin_at_least_that(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    corpus = make_review_corpus(tmp_path / "run")
+    kept = read_dialogues(corpus / KEPT_FILE)
+    turns = list(kept[0].turns)
+    for i in (1, 3):
+        final = Draft(text=turns[i].text, critique=_critiqued(2, 2, i == 1))
+        turns[i] = turns[i].model_copy(update={"drafts": [*turns[i].drafts, final]})
+    kept[0] = kept[0].model_copy(update={"turns": turns})  # with_drafts' draft scores 1: margins 4 and 3
+    (corpus / KEPT_FILE).write_text("".join(d.model_dump_json() + "\n" for d in kept))
+    out = tmp_path / "pairs.jsonl"
+    result = CliRunner().invoke(app, ["export", str(corpus), "--format", "dpo", "--min-margin", "3.5",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ds = datasets.load_dataset("json", data_files=str(out), split="train")
+    assert ds["margin"] == [4.0] and ds[0]["turn_index"] == 1
+    assert "1 with a critique margin" in result.output and "below --min-margin" in result.output
+    everything = CliRunner().invoke(app, ["export", str(corpus), "--format", "dpo", "--overwrite",
+                                          "--out", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert everything.exit_code == 0 and sorted(r["margin"] for r in rows if r["margin"] is not None) == [3.0, 4.0]
+    assert any(r["margin"] is None for r in rows)
+
+
+def test_min_margin_with_no_margin_known_is_bad_input(tmp_path):
+    corpus = make_review_corpus(tmp_path / "run")
+    result = CliRunner().invoke(app, ["export", str(corpus), "--format", "dpo", "--min-margin", "0",
+                                      "--out", str(tmp_path / "p.jsonl")])
+    assert result.exit_code == 2 and "critique_rounds >= 2" in result.output

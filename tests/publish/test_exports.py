@@ -258,7 +258,7 @@ def test_a_score_minimum_drops_unscored_dialogues(tmp_path):
     ("nothing_passes", "passes the filters"),
     ("bad_split", "--split '0.5,0.1' must be three shares"),
     ("split_sums_wrong", "must add up to 1"),
-    ("targets_for_sharegpt", "--targets applies to the openai format only"),
+    ("targets_for_sharegpt", "--targets applies to the openai and prompt-completion formats only"),
     ("push_for_openai", "--push applies to the hf format only"),
     ("bad_repo_id", "is not a Hugging Face repository id"),
     ("out_exists", "already exists"),

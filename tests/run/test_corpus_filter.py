@@ -103,12 +103,12 @@ def test_judge_eval_needs_a_mechanism_it_can_name(tmp_path):
 def test_judge_and_dedup_commands_on_an_imported_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     ed = DATA / "import" / "ed_sample.csv"
-    result = runner.invoke(app, ["dedup", str(ed), "--out", str(tmp_path / "kept.jsonl")])
+    result = runner.invoke(app, ["dedup", str(ed), "--out", str(tmp_path / "kept.csv")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "kept.bad_rows.jsonl").read_text().count("\n") == 1
     with FakeOpenAIServer(responder=_fixed_levels(1)) as server:
-        result = runner.invoke(app, ["judge", str(tmp_path / "kept.jsonl"), "--out", str(tmp_path / "s.jsonl"),
+        result = runner.invoke(app, ["judge", str(tmp_path / "kept.csv"), "--out", str(tmp_path / "s.csv"),
                                      "--backend", "openai", "--model", "j", "--api-base", server.base_url])
     assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
-    assert records and all(r["scores"]["er"] == 1 for r in records)
+    records = [json.loads(line) for line in (tmp_path / "s.scores.jsonl").read_text().splitlines()]
+    assert records and all(r["scores"]["er"] == 1 and r["id"].startswith("hit:") for r in records)
