@@ -36,7 +36,8 @@ def chinese_prose(seed: int = 0):
 
 
 def _run(tmp_path, overrides, prose, n=3):
-    cfg = load_config(None, {"n": n, "dialogue": {"max_turns": 2, "min_turns": 1}, **overrides})
+    # One dialogue at a time: the scripted prose draws from one random stream, in the order calls are made.
+    cfg = load_config(None, {"n": n, "concurrency": 1, "dialogue": {"max_turns": 2, "min_turns": 1}, **overrides})
     generator = ScriptedEngine(prose=prose)
     manifest = run_generate(cfg, tmp_path / "out", generator_lm=scripted_lm(generator),
                             judge_lm=scripted_lm(ScriptedEngine(structured=GOOD_JUDGE)))
