@@ -14,10 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,7 +54,27 @@ class PiiSpan:
     end: int
 
 
+@contextlib.contextmanager
+def _without(*modules: str) -> Iterator[None]:
+    """Make `import m` fail for these modules while the block runs, unless one is loaded already."""
+    hidden = [m for m in modules if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # type: ignore[assignment]  # the import system's "not importable" marker
+    try:
+        yield
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+
+
 def _recognizers() -> list[Any]:
+    # Importing presidio imports its NLP engines, and with them spaCy's thinc, which import torch and
+    # transformers when they are installed (the train extra): ~800 MB and seconds for pattern recognizers
+    # that never use them. They import without them.
+    os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
+    with _without("torch", "transformers"):
+        import presidio_analyzer  # noqa: F401
     from presidio_analyzer import Pattern, PatternRecognizer
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
