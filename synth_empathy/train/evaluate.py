@@ -61,7 +61,7 @@ class EvalResult:
         }
 
     def table(self) -> str:
-        flags = [f[:12] for f in FAILURE_MECHANISMS]
+        flags = [_SHORT.get(f, f[:12]) for f in FAILURE_MECHANISMS]
         head = (f"{'emotion':<14} {'n':>3} {'drop':>6} {'return':>7} {'sens':>5} {'rat':>5}  "
                 + " ".join(f"{f:>12}" for f in flags))
         lines = [f"supporter {self.supporter} vs seeker {self.seeker}; judge {self.judge or 'off'}", head]
@@ -73,8 +73,13 @@ class EvalResult:
         if self.failed:
             lines.append(f"{len(self.failed)} episodes failed (a model call broke) and are left out; see eval.json")
         lines.append("drop: the seeker's hidden intensity (0-10) at its first message minus after the last reply; "
-                     "failure columns: share of judged episodes flagged")
+                     "failure columns: share of judged episodes flagged with " + ", ".join(FAILURE_MECHANISMS))
         return "\n".join(lines)
+
+
+# The failure flags' column headers: the word of each name that tells them apart.
+_SHORT = {"sentiment_attenuation": "attenuation", "granularity_mismatch": "granularity",
+          "conflict_avoidance": "avoidance", "linguistic_distancing": "distancing"}
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
