@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from dspy.lm15 import Message, Request, Response, Usage, response_to_events
 
 from synth_empathy.errors import UserError
@@ -220,8 +221,6 @@ class LlamaCppBackend:
         capi = self._capi
         if sampler.grammar is None:
             return capi.llama_sampler_sample(sampler.chain.sampler, self.llama.ctx, index)
-        import numpy as np
-
         logits = np.ctypeslib.as_array(capi.llama_get_logits_ith(self.llama.ctx, index), shape=(self._n_vocab,))
         cur = self._candidates
         cur.copy_logits(logits)

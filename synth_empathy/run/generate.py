@@ -45,7 +45,7 @@ from synth_empathy.run.budget import Budget, BudgetedOutcomes, BudgetReached, re
 from synth_empathy.run.progress import Progress
 from synth_empathy.run.roleplay import roleplay
 from synth_empathy.run.workers import Outcome, OutcomeSource, ThreadOutcomes, already_finished
-from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, Source
+from synth_empathy.schema import Dialogue, Manifest, Provenance, Rejection, Seed, Situation, Source
 
 # A user filter: None keeps the dialogue; a reason code (str) or a Rejection drops it.
 CustomFilter = Callable[[Dialogue], "Rejection | str | None"]
@@ -172,7 +172,8 @@ def local_executor(run: Run, seeds: PendingSeeds) -> OutcomeSource:
 class PendingSeeds:
     """The seeds of a run's plan that its folder does not hold yet, plus those to try again: a sized iterable
     that draws them from the sampler again on every pass rather than holding the plan, so a large n costs no
-    memory up front. Counting them is one pass over the plan; the ids held are those of the seeds to retry."""
+    memory up front. Counting them is one pass over the plan, which also notes the situations it uses (for the
+    sources a run credits); the ids held are those of the seeds to retry."""
 
     def __init__(self, catalog: Catalog, config: RunConfig, tally: Tally) -> None:
         self._catalog, self._config = catalog, config
@@ -181,8 +182,10 @@ class PendingSeeds:
         self.planned = 0
         self.retry: set[str] = set()  # seeds of this plan retried in this run
         self._count = 0
+        self.situations: dict[str, Situation] = {}  # the plan's situations, by id: at most the catalog's
         for s in iter_plan(catalog, config):
             self.planned += 1
+            self.situations.setdefault(s.situation.id, s.situation)
             if s.id in retry:
                 self.retry.add(s.id)
             self._count += s.id not in self._done or s.id in retry
@@ -270,7 +273,6 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
         if executor is not None:
             raise UserError("--max-cost runs on the local engine only (not with --engine ray)")
         require_prices(run.prices, {**dict.fromkeys(GENERATOR_STAGES, config.model), "judge": config.judge_model()})
-    run.sources = seeded_sources(run.catalog, (s.situation for s in iter_plan(run.catalog, config)))
     session = Tally()
     if previous is None:  # the manifest lands before any record, so a folder with records always has one
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +282,7 @@ def _run_locked(config: RunConfig, out_dir: Path, resume: bool, on_outcome: Call
     if (out_dir / KEPT_FILE).exists():
         run.gate.add_kept(stream_corpus(out_dir).dialogues())
     pending = PendingSeeds(run.catalog, config, tally)
+    run.sources = seeded_sources(run.catalog, pending.situations.values())
     budget = None if max_cost is None else Budget(max_cost, lambda: _spent(run, previous), tally.done)
     run.budget = budget
     write_manifest(out_dir, _manifest(run, previous, tally, session, 0.0, to_retry=len(pending.retry)))
