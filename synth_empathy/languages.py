@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from synth_empathy.errors import UserError
+from synth_empathy.text import HAN, KANA
 
 DEFAULT_LANGUAGE = "en"
 
@@ -30,7 +31,6 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 LANGUAGES: dict[str, Language] = {lang.code: lang for lang in (
     Language("en", "English", "English", _words(
         "the a an and or but to of in on at for with is are was were be been i you he she it we they my your me "
@@ -50,8 +50,8 @@ LANGUAGES: dict[str, Language] = {lang.code: lang for lang in (
     Language("it", "Italian", "italiano", _words(
         "il lo la i gli le un una e o ma di del della in nel con per è sono era sto sta io tu lui lei noi voi "
         "mi ti si mio mia tuo sua che non sì molto più come quando perché questo quello")),
-    Language("zh", "Chinese", "中文", script=re.compile(f"[{_HAN}]")),
-    Language("ja", "Japanese", "日本語", script=re.compile(f"[\u3040-\u30ff{_HAN}]")),
+    Language("zh", "Chinese", "中文", script=re.compile(f"[{HAN}]")),
+    Language("ja", "Japanese", "日本語", script=re.compile(f"[{KANA}{HAN}]")),
     Language("ko", "Korean", "한국어", script=re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")),
 )}
 

@@ -20,7 +20,9 @@ _PUNCT = re.compile(r"[^\w\s]+")
 # ASCII characters the regex would, so both paths give the same result.
 _ASCII_PUNCT = str.maketrans({c: None for c in map(chr, range(128)) if _PUNCT.fullmatch(c)})
 # Han ideographs, kana and CJK compatibility ideographs: the characters written without spaces between words.
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han ideographs (CJK unified, extension A, compatibility)
+KANA = "\u3040-\u30ff"  # hiragana and katakana
+_UNSPACED = re.compile(f"[{KANA}{HAN}]")
 
 T = TypeVar("T")
 
