@@ -60,7 +60,8 @@ def _scenarios_with(tmp_path, data_dir, imported):
 def test_a_run_seeded_from_an_import_states_its_licence_and_the_models_terms(tmp_path, data_dir):
     out, _ = _import(tmp_path, data_dir, "--license", "CC-BY-NC-4.0")
     scenarios = _scenarios_with(tmp_path, data_dir, out)
-    cfg = load_config(None, {"n": 2, "scenarios_dir": str(scenarios), "dialogue": {"max_turns": 1, "min_turns": 1}})
+    cfg = load_config(None, {"n": 2, "concurrency": 1, "scenarios_dir": str(scenarios),
+                             "dialogue": {"max_turns": 1, "min_turns": 1}})
     run_generate(cfg, tmp_path / "run", generator_lm=scripted_lm(ScriptedEngine(prose=varied_prose())),
                  judge_lm=scripted_lm(ScriptedEngine(structured=GOOD_JUDGE)))
     manifest = Manifest.model_validate_json((tmp_path / "run" / "manifest.json").read_text())

@@ -16,7 +16,9 @@ GOOD_JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 7, "rationale":
 
 
 def _generate(tmp_path, overrides, n=3, judge=GOOD_JUDGE, prose=None, **kw):
-    cfg = load_config(None, {"n": n, "dialogue": {"max_turns": 2, "min_turns": 1}, **overrides})
+    # One dialogue at a time unless a test asks for more: the scripted prose is one random stream, drawn in the
+    # order calls are made, and the local backend's default of 4 in flight would make that order vary.
+    cfg = load_config(None, {"n": n, "concurrency": 1, "dialogue": {"max_turns": 2, "min_turns": 1}, **overrides})
     gen = kw.pop("generator_engine", None) or ScriptedEngine(prose=prose or varied_prose())
     return run_generate(cfg, tmp_path / "out", generator_lm=scripted_lm(gen),
                         judge_lm=scripted_lm(ScriptedEngine(structured=judge)), **kw)
