@@ -29,6 +29,10 @@ from dspy.clients._deprecation import adapter_message_call
 from dspy.signatures.signature import Signature
 from dspy.utils.exceptions import AdapterParseError
 
+# Inputs that grow from call to call within a dialogue. They always start on their own line, so a one-line
+# conversation renders as the first line of its longer next version and the two prompts share a prefix.
+GROWING_FIELDS = frozenset({"conversation"})
+
 _LABEL = re.compile(
     r"^\s*(?:\*\*)?(?:seeker|supporter|listener|friend|you|me|assistant|user|reply|response|message|"
     r"revised reply|answer)(?:\*\*)?\s*:\s*",
@@ -162,7 +166,8 @@ class PlainAdapter(Adapter):
             value = inputs[name]
             # Scalars render as str() does; dspy's formatter builds a pydantic TypeAdapter per value.
             value = str(value) if type(value) in (str, int, float, bool) else format_field_value(field, value)
-            blocks.append(f"{label.rstrip(':')}:\n{value}" if "\n" in str(value) else f"{label.rstrip(':')}: {value}")
+            block = "\n" in value or name in GROWING_FIELDS
+            blocks.append(f"{label.rstrip(':')}:\n{value}" if block else f"{label.rstrip(':')}: {value}")
         if suffix:
             blocks.append(suffix)
         return "\n\n".join(blocks)

@@ -17,9 +17,11 @@ class SeekerMessage(dspy.Signature):
 
     character: str = dspy.InputField(desc="who you are")
     situation: str = dspy.InputField(desc="what happened to you")
+    # The conversation grows turn by turn and comes before what changes every turn (feeling, secrets), so each
+    # turn's prompt starts with the previous turn's and a local engine evaluates only the new part.
+    conversation: str = dspy.InputField(desc="the conversation so far; empty when you speak first")
     feeling: str = dspy.InputField(desc="how you feel right now")
     not_said_yet: str = dspy.InputField(desc="things you have not told the listener yet")
-    conversation: str = dspy.InputField(desc="the conversation so far; empty when you speak first")
     message: str = dspy.OutputField(desc="your next message")
 
 
