@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 KV_FULL = 1  # llama_decode: no KV slot for the batch; the memory state is as before the call
+# A new job waits for a running job's prompt when they share at least this many tokens (see _next_admissible).
+MIN_SHARED_WAIT = 32
 
 
 class Backend(Protocol):
@@ -113,6 +116,7 @@ class BatchScheduler:
         self._thread: threading.Thread | None = None
         self._counts: Counter[str] = Counter()
         self._batch_sizes: Counter[int] = Counter()
+        self._seconds: Counter[str] = Counter()
 
     # -- callers' side ------------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class BatchScheduler:
         with self._cond:
             counts = dict(self._counts)
             sizes = dict(sorted(self._batch_sizes.items()))
+            seconds = {key: round(value, 2) for key, value in sorted(self._seconds.items())}
         steps = sum(sizes.values())
         return {
             "requests": counts.get("requests", 0),
@@ -153,6 +158,7 @@ class BatchScheduler:
             "mean_batch_size": round(sum(k * v for k, v in sizes.items()) / steps, 2) if steps else None,
             "evicted": counts.get("evicted", 0),
             "preempted": counts.get("preempted", 0),
+            **seconds,
         }
 
     # -- the scheduler thread ---------------------------------------------------------------
@@ -162,8 +168,7 @@ class BatchScheduler:
             with self._cond:
                 while not self._pending and not self._active:
                     self._cond.wait()
-                while self._pending and len(self._active) < self.max_batch:
-                    job = self._pending.popleft()
+                while len(self._active) < self.max_batch and (job := self._next_admissible()) is not None:
                     try:
                         self._admit(job)
                     except BaseException as exc:  # noqa: BLE001 - reported to the caller of run()
@@ -175,6 +180,29 @@ class BatchScheduler:
             except BaseException as exc:  # noqa: BLE001 - a fatal decode error fails what is in flight
                 for job in list(self._active):
                     self._finish(job, error=exc)
+
+    def _next_admissible(self) -> Job | None:
+        """The first pending job not waiting for a prefix that a job in flight is evaluating, taken off the queue.
+
+        Dialogues start together, so their first calls to one predictor arrive together: admitted at once, each
+        would evaluate the same instructions and demos. A job whose prompt shares more with a running job's
+        prompt than with anything evaluated yet waits until that prompt is evaluated, then copies it."""
+        for job in self._pending:
+            if not self._waits_for_prefix(job):
+                self._pending.remove(job)
+                return job
+        return None
+
+    def _waits_for_prefix(self, job: Job) -> bool:
+        if not self.reuse:
+            return False
+        evaluating = [j for j in self._active if len(j.kv) < len(j.prompt)]
+        if not evaluating:
+            return False
+        coming = max(common_prefix(j.prompt, job.prompt) for j in evaluating)
+        have = max((common_prefix(kv, job.prompt) for kv in [*self._cached.values(), *(j.kv for j in self._active)]),
+                   default=0)
+        return coming >= MIN_SHARED_WAIT and coming > have
 
     def _admit(self, job: Job) -> None:
         sampler = self.backend.make_sampler(job.sampling)  # first: a bad grammar fails before a sequence is taken
@@ -214,6 +242,7 @@ class BatchScheduler:
 
     def _step(self) -> None:
         entries, owners = self._assemble()
+        start = time.perf_counter()
         while (code := self.backend.decode(entries)) == KV_FULL:
             with self._cond:
                 if self._cached:
@@ -225,14 +254,19 @@ class BatchScheduler:
             entries, owners = self._assemble()
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
+        decoded = time.perf_counter()
         with self._cond:
             self._batch_sizes[len(owners)] += 1
+            # Seconds in decode calls that evaluate prompt tokens vs those that only advance answers.
+            self._seconds["prompt_decode_s" if len(entries) > len(owners) else "answer_decode_s"] += decoded - start
         for job, consumed, _ in owners:
             job.kv.extend(consumed)
             job.next_token = None
         for job, _, logits_at in owners:
             if logits_at >= 0:
                 self._advance(job, self.backend.sample(job.sampler, logits_at))
+        with self._cond:
+            self._seconds["sample_s"] += time.perf_counter() - decoded
 
     def _assemble(self) -> tuple[list[tuple[int, int, int, bool]], list[tuple[Job, list[int], int]]]:
         """One decode's entries: each generating job's last token, then prompt chunks in arrival order.

@@ -198,3 +198,35 @@ def test_a_request_limit_below_the_kv_cache_is_enforced():
     with pytest.raises(ContextOverflow, match="context of 20 tokens"):
         scheduler.run(job(range(1, 25)))
     assert len(scheduler.run(job(range(1, 16), max_tokens=50)).output) == 5
+
+
+def test_a_job_arriving_with_a_running_prompt_it_shares_waits_for_it_and_copies_it():
+    # Dialogues start together: their first calls to one predictor share its instructions, and the second
+    # must not evaluate them again beside the first.
+    backend = FakeBackend(n_batch=16)
+    scheduler = BatchScheduler(backend, max_batch=4)
+    backend.gate.clear()
+    shared = list(range(1000, 1100))
+    first, second = job(shared + [1, 2], max_tokens=2), job(shared + [7, 8, 9], max_tokens=2)
+    threads = [threading.Thread(target=scheduler.run, args=(j,)) for j in (first, second)]
+    for t in threads:
+        t.start()
+    while len(scheduler._pending) + len(scheduler._active) < 2:
+        threading.Event().wait(0.01)
+    backend.gate.set()
+    for t in threads:
+        t.join(10)
+    assert second.reused == 100 and second.output == [10, 11]
+    assert backend.evaluated == 102 + 3 + 2 * 2 - 2  # each prompt token once; answers less their last token
+
+
+def test_a_job_sharing_little_with_a_running_prompt_does_not_wait():
+    scheduler = BatchScheduler(FakeBackend(), max_batch=4)
+    running = job(range(1000, 1100))
+    running.kv = running.prompt[:10]  # 10 of its 100 prompt tokens evaluated so far
+    scheduler._active.append(running)
+    assert scheduler._waits_for_prefix(job([*range(1000, 1040), 5]))  # 40 shared, 10 there yet
+    assert not scheduler._waits_for_prefix(job([*range(1000, 1020), 5]))  # 20 shared: not worth a wait
+    running.kv = running.prompt[:50]
+    assert not scheduler._waits_for_prefix(job([*range(1000, 1040), 5]))  # all 40 there now
+    assert not BatchScheduler(FakeBackend(), reuse=False)._waits_for_prefix(job([*range(1000, 1040), 5]))
