@@ -11,6 +11,15 @@ from fake_openai import FakeOpenAIServer
 from synth_empathy.lm.endpoint import forget_endpoints
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Converted models (lm/requantize.py) go to a folder of this test session, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SYNTH_EMPATHY_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_endpoints() -> Iterator[None]:
     """Each test learns its endpoints anew: a fake server's port may be reused by a later test's server."""

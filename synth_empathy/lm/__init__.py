@@ -31,11 +31,15 @@ _LOCAL_ENGINES: dict[tuple, LlamaEngine] = {}
 _LOCAL_ENGINES_LOCK = threading.Lock()
 
 
-def _local_engine(path: Path, n_ctx: int, repack: bool, threads: int | None) -> LlamaEngine:
+def _local_engine(path: Path, config: ModelConfig) -> LlamaEngine:
+    # The shipped Q4_1 model runs as a Q8_0 copy unless told otherwise; your own GGUF as it is.
+    requantize = config.requantize or ("q8_0" if path == embedded_model_path() else "off")
+    requantize = None if requantize == "off" else requantize
     with _LOCAL_ENGINES_LOCK:
-        key = (path, n_ctx, repack, threads)
+        key = (path, config.n_ctx, config.repack, config.threads, requantize)
         if key not in _LOCAL_ENGINES:
-            _LOCAL_ENGINES[key] = LlamaEngine(path, n_ctx=n_ctx, repack=repack, n_threads=threads)
+            _LOCAL_ENGINES[key] = LlamaEngine(path, n_ctx=config.n_ctx, repack=config.repack,
+                                              n_threads=config.threads, requantize=requantize)
         return _LOCAL_ENGINES[key]
 
 
@@ -84,7 +88,7 @@ def build_lm(config: ModelConfig, temperature: float | None = None,
         if not path.is_file():
             raise UserError(f"model file {path} does not exist (with --backend local, --model is a .gguf path)")
         check_gguf(path)
-        engine = _local_engine(path, config.n_ctx, config.repack, config.threads)
+        engine = _local_engine(path, config)
         # In process there is nothing transient to retry; the engine still meters and honours a stop.
         return dspy.LM(
             f"local/{path.stem}", engine=ResilientEngine(engine, limiter=limiter, retries=0, rate_limit_retries=0),

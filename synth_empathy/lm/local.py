@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from dspy.lm15 import Message, Request, Response, Usage, response_to_events
 
 from synth_empathy.errors import UserError
 from synth_empathy.lm.batching import BatchScheduler, Job
+from synth_empathy.lm.requantize import requantized
 from synth_empathy.userfiles import reading
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,8 +40,10 @@ LLAMA_DEFAULT_SEED = 0xFFFFFFFF
 MAX_BATCH = 8
 N_SEQ = 32
 # The KV pool holds the requests in flight and the cached prompts: n_ctx (one request's limit) times this.
-# With 1x, four dialogues in flight left room for about one cached predictor prompt and reuse thrashed.
-KV_POOL_FACTOR = 2
+# Three dialogues keep about 21 prompts alive (seven predictors each); at 2x (8,192 cells for the default n_ctx)
+# 30 of 42 admissions of a `generate -n 3` evicted one and re-evaluated prefixes, at 3x the whole run fits
+# (12,288 cells of 23 KB for SmolLM2-135M: 280 MB).
+KV_POOL_FACTOR = 3
 
 
 def embedded_model_path() -> Path:
@@ -87,6 +91,32 @@ def model_param_overrides(**overrides: Any) -> contextlib.AbstractContextManager
 def context_param_overrides(**overrides: Any) -> contextlib.AbstractContextManager[None]:
     """Load a Llama with these llama_context_params fields changed (e.g. n_seq_max=32, kv_unified=True)."""
     return _default_overrides("llama_context_default_params", overrides)
+
+
+# Lines llama.cpp logs about what the engine handles itself, noise to the user: a batch that finds no KV slot
+# (the scheduler evicts a cached prompt and decodes again, see batching.KV_FULL), and a KV pool longer than the
+# model's training context (it holds several requests; one request's limit is checked against it at load).
+_HANDLED_LOG_LINES = (b"decode: failed to find a memory slot", b"llama_context: n_ctx_seq")
+_log_callback: Any = None
+
+
+def _drop_handled_log_lines() -> None:
+    """Route llama.cpp's log through llama-cpp-python's callback, minus the lines the engine handles."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    from llama_cpp import _logger
+    from llama_cpp import llama_cpp as capi
+
+    forward = _logger.llama_log_callback
+
+    @capi.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if not text.startswith(_HANDLED_LOG_LINES):
+            forward(level, text, user_data)
+
+    _log_callback = callback  # ctypes calls it from C: it must outlive this function
+    capi.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 GGUF_MAGIC = b"GGUF"
@@ -298,6 +328,8 @@ class LlamaEngine:
         reuse: reuse evaluated prefixes.
         lazy_grammar: check a sampled token against the grammar instead of constraining every candidate
             first (see LlamaCppBackend).
+        requantize: run a copy of the model converted to this type ("q8_0", see requantize.py), made once
+            and cached; None runs the file as it is.
 
     Example:
         >>> import dspy
@@ -306,7 +338,8 @@ class LlamaEngine:
     """
 
     def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, repack: bool = False,
-                 max_batch: int = MAX_BATCH, reuse: bool = True, lazy_grammar: bool = True):
+                 max_batch: int = MAX_BATCH, reuse: bool = True, lazy_grammar: bool = True,
+                 requantize: str | None = None):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise UserError(f"model file {self.model_path} does not exist")
@@ -315,6 +348,9 @@ class LlamaEngine:
         # Q4_0/IQ4_NL/Q8_0). Off by default: VMs that advertise AMX without enabling its tile state die with
         # SIGILL in the AMX matmul, and the shipped Q4_1 model is not repacked anyway.
         self.repack = repack
+        # Run a copy converted to this type (requantize.TYPES), made on first load; None runs the file as it is.
+        self.requantize = requantize
+        self.loaded_path: Path | None = None
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self.max_batch = max_batch
         self.reuse = reuse
@@ -331,13 +367,15 @@ class LlamaEngine:
             if self._llama is None:
                 from llama_cpp import Llama
 
+                _drop_handled_log_lines()
+                path = requantized(self.model_path, self.requantize) if self.requantize else self.model_path
                 try:
                     # One KV pool for the sequences in flight and the cached prompts (unified). Flash attention:
                     # without it every decode attends over all used cells, other sequences' included (masked),
                     # and a full cache made decoding about 2x slower in benchmarks/bench_local.py.
                     with model_param_overrides(use_extra_bufts=self.repack), \
                             context_param_overrides(n_seq_max=N_SEQ, kv_unified=True):
-                        llama = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx * KV_POOL_FACTOR,
+                        llama = Llama(model_path=str(path), n_ctx=self.n_ctx * KV_POOL_FACTOR,
                                       n_threads=self.n_threads,
                                       n_threads_batch=self.n_threads, flash_attn=True, verbose=False)
                 except ValueError as exc:
@@ -345,7 +383,11 @@ class LlamaEngine:
                 self._backend = LlamaCppBackend(llama, N_SEQ, lazy_grammar=self.lazy_grammar)
                 self._scheduler = BatchScheduler(self._backend, max_batch=self.max_batch,
                                                  reuse=self.reuse, max_request_tokens=self.n_ctx)
-                self._llama = llama
+                if self.n_ctx > (trained := llama._model.n_ctx_train()):
+                    print(f"synth-empathy: [model] n_ctx = {self.n_ctx} is longer than the {trained} "
+                          f"tokens {self.model_path.name} was trained on; answers may degrade past that",
+                          file=sys.stderr)
+                self._llama, self.loaded_path = llama, path
         return self._llama
 
     def stats(self) -> dict[str, Any]:
@@ -356,7 +398,8 @@ class LlamaEngine:
         if self._backend is not None and self.lazy_grammar:
             grammar |= {"grammar_checks": self._backend.grammar_checks,
                         "grammar_resamples": self._backend.grammar_resamples}
-        return {"max_batch": self.max_batch, "reuse": self.reuse, "n_ctx": self.n_ctx, **grammar,
+        weights = "as shipped" if self.loaded_path == self.model_path else f"{self.requantize.upper()} copy"
+        return {"weights": weights, "max_batch": self.max_batch, "reuse": self.reuse, "n_ctx": self.n_ctx, **grammar,
                 **self._scheduler.stats()}
 
     def _next_seed(self) -> int:
