@@ -1,24 +1,25 @@
-"""Speed of the embedded llama.cpp backend: `generate -n N` end to end, old engine vs new, next to a plain loop.
+"""Speed of the embedded llama.cpp backend: `generate -n N` end to end, before vs now, next to a plain loop.
 
-    python benchmarks/bench_local.py [--n 3] [--threads T] [--repeat 1] [--repack]
+    python benchmarks/bench_local.py [--n 3] [--repeat 3] [--baseline e7b8ef6] [--threads T] [--repack]
 
-In one run of this script, each as a subprocess running the user's CLI path (`python -m synth_empathy
-generate -n N --out DIR`, default settings but `[model] threads = T` for both when given):
+Each round of this script runs, each as a subprocess of the user's CLI path (`python -m synth_empathy generate
+-n N --out DIR` with that revision's defaults; `[model] threads = T` for both when given):
 
-1. **old**: the engine of the previous release (`SerialLlamaEngine` below: one `create_chat_completion`
-   at a time under a lock, llama-cpp-python keeping only the last prompt's KV), with `--concurrency 1`,
-   the old default;
-2. **new**: this checkout's engine and defaults (batched decoding of the dialogues in flight, prefix reuse);
-3. **plain loop**: in this process, the prompts the new run sent (recorded on the way), replayed one call
-   at a time with plain `Llama.create_chat_completion` on a fresh KV each call (`Llama.reset()`: no prefix
+1. **before**: the CLI of git revision `--baseline` (default e7b8ef6, the release before issue 11's speed work:
+   one `create_chat_completion` at a time under a lock, llama-cpp-python keeping only the last prompt's KV,
+   the shipped Q4_1 weights, `concurrency` 1), checked out into a temporary worktree;
+2. **now**: this checkout's CLI and defaults (a Q8_0 copy of the model, batched decoding of the dialogues in
+   flight, prefix reuse, lazy grammar), every request it sends recorded on the way;
+3. **plain loop**: in this process, the prompts the run of 2. sent, replayed one call at a time with plain
+   `Llama.create_chat_completion` on the shipped file and a fresh KV each call (`Llama.reset()`: no prefix
    reuse), same sampling settings and thread count.
 
 Effective tokens per second = (prompt + output tokens) / wall time; for the pipeline runs from their
-manifests (usage over `timings.generate_s`). With `--repack`, the shipped Q4_1 GGUF is requantized to a
-Q4_0 copy in a temp dir (llama_model_quantize, allow_requantize) and its prompt processing is timed with
-llama.cpp's extra buffer types (weight repacking) off and on. Prints a markdown table and writes the
-"Local model: speed" section of BENCHMARKS.md. Nothing is asserted. The machine may be shared: figures
-are comparative within one run; `--repeat 2` shows how stable they are.
+manifests (usage over `timings.generate_s`). Dialogues are sampled, so how many calls and tokens a run takes
+varies from run to run: read each wall time with the work beside it, and the ratio over all rounds (`--repeat`)
+rather than one round's. `--repack` adds prompt processing of a Q4_0 copy with llama.cpp's extra buffer types
+off and on. Prints a markdown table and writes the "Local model: speed" section of BENCHMARKS.md. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -38,72 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report_section import machine, stamp, write_section  # noqa: E402
+from report_section import machine, stamp, worktree, write_section  # noqa: E402
 
 SECTION = "Local model: speed"
 
 
-class SerialLlamaEngine:
-    """The local engine as it was before batching (commit e7b8ef6), kept here to measure against."""
-
-    def __init__(self, model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, repack: bool = False,
-                 **_: Any):
-        self.model_path = Path(model_path)
-        self.n_ctx = n_ctx
-        self.repack = repack
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self._llama = None
-        self._lock = threading.Lock()
-
-    def _model(self):
-        from llama_cpp import Llama
-
-        from synth_empathy.lm.local import model_param_overrides
-
-        if self._llama is None:
-            with model_param_overrides(use_extra_bufts=self.repack):
-                # n_threads_batch too: the same threads as the new engine, whose comparison this is.
-                self._llama = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                    n_threads_batch=self.n_threads, verbose=False)
-        return self._llama
-
-    def stats(self) -> dict:
-        return {}
-
-    def complete(self, request):
-        from dspy.lm15 import Message, Response, Usage
-
-        from synth_empathy.lm.local import STRUCTURED_MIN_TOKENS, grammar_schema
-
-        messages, kwargs = chat_call(request)
-        fmt = request.config.response_format
-        if fmt is not None:
-            schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
-            kwargs["response_format"] = {"type": "json_object"}
-            kwargs["max_tokens"] = max(kwargs["max_tokens"], STRUCTURED_MIN_TOKENS)
-            if schema is not None:
-                kwargs["response_format"]["schema"] = grammar_schema(schema)
-        with self._lock:
-            out = self._model().create_chat_completion(messages=messages, **kwargs)
-        choice, usage = out["choices"][0], out.get("usage") or {}
-        finish = choice.get("finish_reason") or "stop"
-        return Response(id=out.get("id"), model=self.model_path.name,
-                        message=Message.assistant(choice["message"].get("content") or ""),
-                        finish_reason=finish if finish in ("stop", "length") else "stop",
-                        usage=Usage(input_tokens=usage.get("prompt_tokens"),
-                                    output_tokens=usage.get("completion_tokens")))
-
-    def stream(self, request):
-        from dspy.lm15 import response_to_events
-
-        return response_to_events(self.complete(request))
-
-    def close(self) -> None:
-        pass
-
-
 def chat_call(request) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """The messages and create_chat_completion arguments the old engine sent for a dspy Request."""
+    """The messages and create_chat_completion arguments for a dspy Request, as the plain loop sends them."""
     messages: list[dict[str, str]] = []
     if request.system:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
@@ -121,13 +63,12 @@ def chat_call(request) -> tuple[list[dict[str, str]], dict[str, Any]]:
     return messages, kwargs
 
 
-def _cli(engine: str, record: str, argv: list[str]) -> None:
-    """Child process: the CLI with the chosen engine class, every request recorded to `record`."""
+def _cli(record: str, argv: list[str]) -> None:
+    """Child process: this checkout's CLI, every request to the local engine recorded to `record`."""
     import synth_empathy.lm as lm
     from synth_empathy.cli import app
 
-    cls = SerialLlamaEngine if engine == "old" else lm.LlamaEngine
-    inner = cls.complete
+    inner = lm.LlamaEngine.complete
     lock = threading.Lock()
     log = open(record, "w", encoding="utf-8")  # noqa: SIM115 - open for the life of the process
 
@@ -140,27 +81,26 @@ def _cli(engine: str, record: str, argv: list[str]) -> None:
             log.flush()
         return response
 
-    cls.complete = complete
-    lm.LlamaEngine = cls
+    lm.LlamaEngine.complete = complete
     app(argv, prog_name="synth-empathy")
 
 
-def run_cli(engine: str, n: int, threads: int | None, work: Path, tag: str) -> dict:
+def run_cli(code: Path | None, n: int, threads: int | None, work: Path, tag: str) -> dict:
+    """`generate -n n` with the CLI of the checkout at `code` (None: this one, recorded) in a subprocess."""
     out, record = work / f"{tag}-out", work / f"{tag}-requests.jsonl"
     args = ["generate", "-n", str(n), "--out", str(out)]
-    if engine == "old":
-        args += ["--concurrency", "1"]  # the old default
     if threads:
         cfg = work / "threads.toml"
         cfg.write_text(f"[model]\nthreads = {threads}\n")
         args += ["--config", str(cfg)]
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(code or REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "synth_empathy", *args] if code else [sys.executable, __file__, "--child",
+                                                                       str(record), *args]
     wall = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", engine, str(record), *args], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=code or REPO)
     wall = time.perf_counter() - wall
     if proc.returncode != 0:
-        raise SystemExit(f"{engine} generate failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        raise SystemExit(f"{tag} generate failed ({proc.returncode}): {proc.stderr[-3000:]}")
     manifest = json.loads((out / "manifest.json").read_text())
     usage = manifest["usage"].values()
     prompt = sum(u["input_tokens"] for u in usage)
@@ -169,7 +109,7 @@ def run_cli(engine: str, n: int, threads: int | None, work: Path, tag: str) -> d
     run_s = manifest["timings"]["generate_s"]
     return {"wall": wall, "run_s": run_s, "prompt": prompt, "output": output, "calls": calls,
             "tps": (prompt + output) / run_s, "kept": manifest["counts"]["kept"],
-            "rejected": manifest["counts"]["rejected"], "concurrency": manifest["config"]["concurrency"],
+            "rejected": manifest["counts"]["rejected"], "concurrency": manifest["config"].get("concurrency"),
             "engine": manifest.get("local_engine"), "record": record}
 
 
@@ -240,6 +180,41 @@ def repack(threads: int | None, work: Path, reps: int = 3) -> dict:
     return result
 
 
+def fidelity(work: Path, threads: int | None, n_tokens: int = 600) -> dict[str, tuple[float, float]]:
+    """How far the shipped Q4_1 file and its Q8_0 copy are from the exact dequantized (F16) weights: mean KL
+    divergence of next-token distributions over README text, and how often their top token agrees."""
+    import ctypes
+
+    import numpy as np
+    from llama_cpp import Llama
+    from llama_cpp import llama_cpp as capi
+
+    from synth_empathy.lm.local import embedded_model_path, model_param_overrides
+    from synth_empathy.lm.requantize import requantized
+
+    f16 = work / "model-f16.gguf"
+    params = capi.llama_model_quantize_default_params()
+    params.ftype, params.allow_requantize = capi.LLAMA_FTYPE_MOSTLY_F16, True
+    if capi.llama_model_quantize(str(embedded_model_path()).encode(), str(f16).encode(), ctypes.byref(params)):
+        return {}
+    text = (REPO / "README.md").read_text(encoding="utf-8")[:4000].encode()
+    logprobs = {}
+    for label, path in (("F16", f16), ("Q4_1 (shipped)", embedded_model_path()),
+                        ("Q8_0 copy (the default)", requantized(embedded_model_path(), "q8_0"))):
+        with model_param_overrides(use_extra_bufts=False):
+            llama = Llama(model_path=str(path), n_ctx=1024, n_threads=threads or os.cpu_count() or 1,
+                          logits_all=True, verbose=False)
+        tokens = llama.tokenize(text)[:n_tokens]
+        llama.eval(tokens)
+        x = np.array(llama.scores[:llama.n_tokens], dtype=np.float64)
+        x -= x.max(axis=1, keepdims=True)
+        logprobs[label] = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+        del llama
+    ref = logprobs.pop("F16")
+    return {label: (float((np.exp(ref) * (ref - lp)).sum(axis=1).mean()), float((lp.argmax(1) == ref.argmax(1)).mean()))
+            for label, lp in logprobs.items()}
+
+
 def _fmt_engine(stats: dict | None) -> str:
     if not stats:
         return ""
@@ -247,7 +222,20 @@ def _fmt_engine(stats: dict | None) -> str:
     sizes = ", ".join(f"{k}: {v}" for k, v in s["batch_sizes"].items())
     return (f"{s['cache_hits']}/{s['requests']} calls hit a cached prefix, {s['prefix_tokens_reused']:,} of "
             f"{s['prompt_tokens']:,} prompt tokens reused; {s['decode_calls']} decode calls, mean batch "
-            f"{s['mean_batch_size']} (sequences per call: calls = {sizes})")
+            f"{s['mean_batch_size']} (sequences per call: calls = {sizes}); weights: {s.get('weights')}; seconds "
+            f"in decode calls with prompt tokens {s.get('prompt_decode_s')}, answer-only {s.get('answer_decode_s')}, "
+            f"sampling {s.get('sample_s')}")
+
+
+def _total(runs: list[dict]) -> dict:
+    keys = ("wall", "run_s", "prompt", "output", "calls", "kept", "rejected")
+    total = {key: sum(run[key] for run in runs) for key in keys}
+    return total | {"tps": (total["prompt"] + total["output"]) / total["run_s"]}
+
+
+def _work(run: dict) -> str:
+    return (f"{run['wall']:.1f} s ({run['calls']} calls, {run['prompt']:,} + {run['output']:,} tokens, "
+            f"{run['kept']} kept / {run['rejected']} rejected)")
 
 
 def main() -> None:
@@ -256,42 +244,49 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="[model] threads for every path (default: llama.cpp's "
                     "engine default, one per CPU)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--baseline", default="e7b8ef6", help="git revision measured as before (default: %(default)s)")
     ap.add_argument("--repack", action="store_true")
     args = ap.parse_args()
     rounds = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, worktree(args.baseline) as before:
         work = Path(tmp)
         for i in range(args.repeat):
-            old = run_cli("old", args.n, args.threads, work, f"old{i}")
-            new = run_cli("new", args.n, args.threads, work, f"new{i}")
+            old = run_cli(before, args.n, args.threads, work, f"old{i}")
+            new = run_cli(None, args.n, args.threads, work, f"new{i}")
             plain = plain_loop(new["record"], args.threads)
             rounds.append((old, new, plain))
-            print(f"round {i + 1}: old {old['wall']:.1f} s, new {new['wall']:.1f} s; new {new['tps']:.1f} tok/s, "
-                  f"plain loop {plain['tps']:.1f} tok/s", flush=True)
+            print(f"round {i + 1}: before {old['wall']:.1f} s ({old['calls']} calls), now {new['wall']:.1f} s "
+                  f"({new['calls']} calls); now {new['tps']:.1f} tok/s, plain loop {plain['tps']:.1f} tok/s",
+                  flush=True)
         packed = repack(args.threads, work) if args.repack else None
+        close = fidelity(work, args.threads)
 
-    cols = [f"run {i + 1}" for i in range(len(rounds))]
+    columns = rounds[:]
+    if len(rounds) > 1:  # every round's work and time added up
+        columns.append(tuple(_total([r[k] for r in rounds]) for k in range(3)))
+    cols = [f"run {i + 1}" for i in range(len(rounds))] + (["all runs"] if len(rounds) > 1 else [])
     rows: list[tuple[str, list[str], str]] = []
 
     def row(name: str, values: list[str], target: str = "") -> None:
         rows.append((name, values, target))
 
-    row("`generate` wall, old engine, `--concurrency 1` (subprocess, start-up included)",
-        [f"{o['wall']:.1f} s ({o['calls']} calls, {o['prompt']:,} + {o['output']:,} tokens, {o['kept']} kept / "
-         f"{o['rejected']} rejected)" for o, _, _ in rounds])
-    row("`generate` wall, new engine, defaults",
-        [f"{n['wall']:.1f} s ({n['calls']} calls, {n['prompt']:,} + {n['output']:,} tokens, {n['kept']} kept / "
-         f"{n['rejected']} rejected; concurrency {n['concurrency']})" for _, n, _ in rounds])
-    row("**old wall / new wall**", [f"**{o['wall'] / n['wall']:.2f}x**" for o, n, _ in rounds], ">= 2x")
-    row("Pipeline effective tok/s, old (manifest: tokens / generate_s)",
-        [f"{o['tps']:.1f} ({o['run_s']:.1f} s)" for o, _, _ in rounds])
-    row("Pipeline effective tok/s, new", [f"{n['tps']:.1f} ({n['run_s']:.1f} s)" for _, n, _ in rounds])
-    row("Plain loop tok/s: the new run's calls replayed, `create_chat_completion`, fresh KV each",
-        [f"{p['tps']:.1f} ({p['calls']} calls, {p['prompt']:,} + {p['output']:,} tokens, {p['wall']:.1f} s)"
-         for _, _, p in rounds])
-    row("**new pipeline tok/s / plain loop tok/s**", [f"**{n['tps'] / p['tps']:.2f}x**" for _, n, p in rounds],
+    row(f"`generate` wall, before (`{args.baseline}`, its defaults; subprocess, start-up included)",
+        [_work(o) for o, _, _ in columns])
+    row("`generate` wall, now (this checkout, defaults)",
+        [_work(n) for _, n, _ in columns])
+    row("**before wall / now wall**", [f"**{o['wall'] / n['wall']:.2f}x**" for o, n, _ in columns], ">= 2x")
+    row("Seconds per 1,000 tokens (prompt + output), before / now",
+        [f"{1000 * o['wall'] / (o['prompt'] + o['output']):.2f} / {1000 * n['wall'] / (n['prompt'] + n['output']):.2f}"
+         for o, n, _ in columns])
+    row("Pipeline effective tok/s, before (manifest: tokens / generate_s)",
+        [f"{o['tps']:.1f} ({o['run_s']:.1f} s)" for o, _, _ in columns])
+    row("Pipeline effective tok/s, now", [f"{n['tps']:.1f} ({n['run_s']:.1f} s)" for _, n, _ in columns])
+    row("Plain loop tok/s: the calls of now's run replayed, `create_chat_completion` on the shipped file, fresh KV "
+        "each", [f"{p['tps']:.1f} ({p['calls']} calls, {p['prompt']:,} + {p['output']:,} tokens, {p['wall']:.1f} s)"
+                 for _, _, p in columns])
+    row("**now pipeline tok/s / plain loop tok/s**", [f"**{n['tps'] / p['tps']:.2f}x**" for _, n, p in columns],
         ">= 1.5x")
-    row("New engine (manifest `local_engine`)", [_fmt_engine(n["engine"]) for _, n, _ in rounds])
+    row("Local engine now (manifest `local_engine`)", [_fmt_engine(n["engine"]) for _, n, _ in rounds])
     table = "| Measure | " + " | ".join(cols) + " | Target |\n|---|" + "---|" * len(cols) + "---|\n"
     table += "".join(f"| {name} | " + " | ".join(values) + f" | {target} |\n" for name, values, target in rows)
     if packed:
@@ -303,21 +298,26 @@ def main() -> None:
         else:
             for label in ("Q4_1 (shipped)", "Q4_0 copy"):
                 table += f"| {label} | {packed[(label, False)]:.1f} | {packed[(label, True)]:.1f} |\n"
+    if close:
+        table += ("\nThe weights run now against the exact dequantized (F16) weights of the shipped file, over "
+                  "600 tokens of README text:\n\n| Weights | mean KL divergence (nats) | top token agrees |\n"
+                  "|---|---|---|\n")
+        table += "".join(f"| {label} | {kl:.4f} | {agree:.1%} |\n" for label, (kl, agree) in close.items())
     threads = args.threads or f"default ({os.cpu_count()})"
     cmd = " ".join(["python benchmarks/bench_local.py", *sys.argv[1:]])
     body = (f"Command: `{cmd}`  \nDate: {stamp()}  \nMachine: {machine()}; llama.cpp threads: {threads}; "
             f"load average at the end: {os.getloadavg()[0]:.1f}\n\n"
-            f"Each `generate -n {args.n}` is the CLI in a subprocess with the shipped catalogs and default settings "
-            "(the old engine with the old default `--concurrency 1`). The old engine's seed chain repeats its runs "
-            "exactly; the new engine samples in the order calls meet in a batch, so its dialogues, and how many "
-            "calls they take, differ from run to run and from the old engine's: read the wall ratio with the "
-            "work each run did (calls, tokens), and tokens per second as the like-for-like figure.\n\n" + table)
+            f"Each `generate -n {args.n}` is the CLI in a subprocess with the shipped catalogs and that revision's "
+            f"default settings: before is `{args.baseline}` checked out into a temporary worktree, now is this "
+            "checkout. Dialogues are sampled, so how many calls and tokens a run takes differs from run to run "
+            "(how long the seeker talks, whether the critic asks for a revision): read each wall time with the "
+            "work beside it, and the all-runs column over a single round.\n\n" + table)
     print(body)
     write_section(SECTION, body)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3 and sys.argv[1] == "--child":
-        _cli(sys.argv[2], sys.argv[3], sys.argv[4:])
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        _cli(sys.argv[2], sys.argv[3:])
     else:
         main()

@@ -22,14 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mock_endpoint import MockEndpoint  # noqa: E402
-from report_section import machine, stamp, write_section  # noqa: E402
+from report_section import machine, stamp, worktree, write_section  # noqa: E402
 
 
 def peak_rss_mb(n: int, out: Path, endpoint: str, concurrency: int, history: bool,
@@ -49,17 +48,6 @@ def peak_rss_mb(n: int, out: Path, endpoint: str, concurrency: int, history: boo
     elapsed = time.perf_counter() - started
     counts = [line.split(" -> ")[0] for line in stdout.splitlines() if " kept" in line]
     return usage.ru_maxrss / 1024, elapsed, counts[-1] if counts else f"exit {proc.returncode}"  # ru_maxrss: KiB
-
-
-@contextlib.contextmanager
-def worktree(ref: str) -> Iterator[Path]:
-    """A temporary checkout of git revision `ref` of this repository."""
-    path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), ref], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
 def main() -> None:

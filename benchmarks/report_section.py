@@ -1,10 +1,15 @@
-"""Shared by the runtime benchmarks: the machine line, and replacing one section of BENCHMARKS.md."""
+"""Shared by the runtime benchmarks: the machine line, a baseline checkout, and replacing one section of
+BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -23,6 +28,19 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}, dspy {version('dspy')}, "
             f"openai {version('openai')}")
+
+
+@contextlib.contextmanager
+def worktree(ref: str) -> Iterator[Path]:
+    """A temporary checkout of git revision `ref` of this repository (run it with PYTHONPATH=<the path>)."""
+    path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    subprocess.run(["git", "-C", str(BENCHMARKS_MD.parent), "worktree", "add", "--detach", "-q", str(path), ref],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(BENCHMARKS_MD.parent), "worktree", "remove", "--force", str(path)],
+                       check=False)
 
 
 def stamp() -> str:
