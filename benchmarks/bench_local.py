@@ -85,13 +85,21 @@ def _cli(record: str, argv: list[str]) -> None:
     app(argv, prog_name="synth-empathy")
 
 
-def run_cli(code: Path | None, n: int, threads: int | None, work: Path, tag: str) -> dict:
-    """`generate -n n` with the CLI of the checkout at `code` (None: this one, recorded) in a subprocess."""
+# Equal work for before and now: every dialogue runs exactly this many exchanges (unless it stalls), where the
+# defaults let a seeker end after min_turns (2) and this checkout's seeker profiles make it end less often.
+FIXED_TURNS = 2
+
+
+def run_cli(code: Path | None, n: int, threads: int | None, work: Path, tag: str, fixed: bool = False) -> dict:
+    """`generate -n n` with the CLI of the checkout at `code` (None: this one, recorded) in a subprocess;
+    `fixed`: every dialogue FIXED_TURNS exchanges long."""
     out, record = work / f"{tag}-out", work / f"{tag}-requests.jsonl"
     args = ["generate", "-n", str(n), "--out", str(out)]
-    if threads:
-        cfg = work / "threads.toml"
-        cfg.write_text(f"[model]\nthreads = {threads}\n")
+    settings = (f"[model]\nthreads = {threads}\n" if threads else "") + (
+        f"[dialogue]\nmin_turns = {FIXED_TURNS}\nmax_turns = {FIXED_TURNS}\n" if fixed else "")
+    if settings:
+        cfg = work / f"{tag}.toml"
+        cfg.write_text(settings)
         args += ["--config", str(cfg)]
     env = {**os.environ, "PYTHONPATH": str(code or REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "synth_empathy", *args] if code else [sys.executable, __file__, "--child",
@@ -228,9 +236,9 @@ def _fmt_engine(stats: dict | None) -> str:
 
 
 def _total(runs: list[dict]) -> dict:
-    keys = ("wall", "run_s", "prompt", "output", "calls", "kept", "rejected")
+    keys = [key for key in ("wall", "run_s", "prompt", "output", "calls", "kept", "rejected") if key in runs[0]]
     total = {key: sum(run[key] for run in runs) for key in keys}
-    return total | {"tps": (total["prompt"] + total["output"]) / total["run_s"]}
+    return total | {"tps": (total["prompt"] + total["output"]) / total.get("run_s", total["wall"])}
 
 
 def _work(run: dict) -> str:
@@ -254,16 +262,19 @@ def main() -> None:
             old = run_cli(before, args.n, args.threads, work, f"old{i}")
             new = run_cli(None, args.n, args.threads, work, f"new{i}")
             plain = plain_loop(new["record"], args.threads)
-            rounds.append((old, new, plain))
+            old_fixed = run_cli(before, args.n, args.threads, work, f"old-fixed{i}", fixed=True)
+            new_fixed = run_cli(None, args.n, args.threads, work, f"new-fixed{i}", fixed=True)
+            rounds.append((old, new, plain, old_fixed, new_fixed))
             print(f"round {i + 1}: before {old['wall']:.1f} s ({old['calls']} calls), now {new['wall']:.1f} s "
-                  f"({new['calls']} calls); now {new['tps']:.1f} tok/s, plain loop {plain['tps']:.1f} tok/s",
-                  flush=True)
+                  f"({new['calls']} calls); now {new['tps']:.1f} tok/s, plain loop {plain['tps']:.1f} tok/s; "
+                  f"{FIXED_TURNS} exchanges each: before {old_fixed['wall']:.1f} s ({old_fixed['calls']} calls), "
+                  f"now {new_fixed['wall']:.1f} s ({new_fixed['calls']} calls)", flush=True)
         packed = repack(args.threads, work) if args.repack else None
         close = fidelity(work, args.threads)
 
     columns = rounds[:]
     if len(rounds) > 1:  # every round's work and time added up
-        columns.append(tuple(_total([r[k] for r in rounds]) for k in range(3)))
+        columns.append(tuple(_total([r[k] for r in rounds]) for k in range(5)))
     cols = [f"run {i + 1}" for i in range(len(rounds))] + (["all runs"] if len(rounds) > 1 else [])
     rows: list[tuple[str, list[str], str]] = []
 
@@ -271,22 +282,28 @@ def main() -> None:
         rows.append((name, values, target))
 
     row(f"`generate` wall, before (`{args.baseline}`, its defaults; subprocess, start-up included)",
-        [_work(o) for o, _, _ in columns])
+        [_work(o) for o, *_ in columns])
     row("`generate` wall, now (this checkout, defaults)",
-        [_work(n) for _, n, _ in columns])
-    row("**before wall / now wall**", [f"**{o['wall'] / n['wall']:.2f}x**" for o, n, _ in columns], ">= 2x")
-    row("Seconds per 1,000 tokens (prompt + output), before / now",
+        [_work(n) for _, n, *_ in columns])
+    row("**before wall / now wall**", [f"**{o['wall'] / n['wall']:.2f}x**" for o, n, *_ in columns], ">= 2x")
+    row(f"Equal work: `generate` wall with `[dialogue] min_turns = max_turns = {FIXED_TURNS}`, before",
+        [_work(c[3]) for c in columns])
+    row(f"Equal work: `generate` wall with `[dialogue] min_turns = max_turns = {FIXED_TURNS}`, now",
+        [_work(c[4]) for c in columns])
+    row("**Equal work: before wall / now wall**", [f"**{c[3]['wall'] / c[4]['wall']:.2f}x**" for c in columns],
+        ">= 2x")
+    row("Seconds per 1,000 tokens (prompt + output), defaults, before / now",
         [f"{1000 * o['wall'] / (o['prompt'] + o['output']):.2f} / {1000 * n['wall'] / (n['prompt'] + n['output']):.2f}"
-         for o, n, _ in columns])
+         for o, n, *_ in columns])
     row("Pipeline effective tok/s, before (manifest: tokens / generate_s)",
-        [f"{o['tps']:.1f} ({o['run_s']:.1f} s)" for o, _, _ in columns])
-    row("Pipeline effective tok/s, now", [f"{n['tps']:.1f} ({n['run_s']:.1f} s)" for _, n, _ in columns])
+        [f"{o['tps']:.1f} ({o['run_s']:.1f} s)" for o, *_ in columns])
+    row("Pipeline effective tok/s, now", [f"{n['tps']:.1f} ({n['run_s']:.1f} s)" for _, n, *_ in columns])
     row("Plain loop tok/s: the calls of now's run replayed, `create_chat_completion` on the shipped file, fresh KV "
         "each", [f"{p['tps']:.1f} ({p['calls']} calls, {p['prompt']:,} + {p['output']:,} tokens, {p['wall']:.1f} s)"
-                 for _, _, p in columns])
-    row("**now pipeline tok/s / plain loop tok/s**", [f"**{n['tps'] / p['tps']:.2f}x**" for _, n, p in columns],
+                 for _, _, p, *_ in columns])
+    row("**now pipeline tok/s / plain loop tok/s**", [f"**{n['tps'] / p['tps']:.2f}x**" for _, n, p, *_ in columns],
         ">= 1.5x")
-    row("Local engine now (manifest `local_engine`)", [_fmt_engine(n["engine"]) for _, n, _ in rounds])
+    row("Local engine now, defaults (manifest `local_engine`)", [_fmt_engine(n["engine"]) for _, n, *_ in rounds])
     table = "| Measure | " + " | ".join(cols) + " | Target |\n|---|" + "---|" * len(cols) + "---|\n"
     table += "".join(f"| {name} | " + " | ".join(values) + f" | {target} |\n" for name, values, target in rows)
     if packed:
@@ -310,8 +327,10 @@ def main() -> None:
             f"Each `generate -n {args.n}` is the CLI in a subprocess with the shipped catalogs and that revision's "
             f"default settings: before is `{args.baseline}` checked out into a temporary worktree, now is this "
             "checkout. Dialogues are sampled, so how many calls and tokens a run takes differs from run to run "
-            "(how long the seeker talks, whether the critic asks for a revision): read each wall time with the "
-            "work beside it, and the all-runs column over a single round.\n\n" + table)
+            "(how long the seeker talks, whether the critic asks for a revision), and this checkout's seeker "
+            "profiles (resistance, pushback) make a seeker end early less often than before: read each wall time "
+            f"with the work beside it, the equal-work rows (every dialogue {FIXED_TURNS} exchanges, both revisions), "
+            "and the all-runs column over a single round.\n\n" + table)
     print(body)
     write_section(SECTION, body)
 

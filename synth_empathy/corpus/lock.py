@@ -69,6 +69,7 @@ def output_lock(out: Path, *, folder: bool, flag: str = "--out") -> Iterator[Non
     """
     out = Path(out)
     path = lock_path(out, folder)
+    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]  # folders this lock creates, deepest first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _try_lock(path)
@@ -85,3 +86,9 @@ def output_lock(out: Path, *, folder: bool, flag: str = "--out") -> Iterator[Non
         with contextlib.suppress(OSError):
             os.unlink(path)  # while still holding it, so no one locks the old inode unseen (see _try_lock)
         os.close(fd)
+        # A refused or failed command leaves no empty folder behind; rmdir removes nothing that holds a file.
+        for folder_made in made:
+            try:
+                folder_made.rmdir()
+            except OSError:
+                break

@@ -13,15 +13,16 @@ from synth_empathy.programs.transcript import conversation_text
 from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Rejection, Scores
 
 
-def judge_caveat(models: dict[str, str | None]) -> str | None:
+def judge_caveat(models: dict[str, str | None], then: str = "run `synth-empathy filter` or generate again") -> str | None:
     """What a reader of the scores must know when the judge cannot vouch for quality; None for an own capable judge.
 
     A 135M judge scored word salad 10/8 and the same dialogue 0/1 on a second look; a judge that is the generator
-    grades its own work. Either way "kept" means "passed the pipeline", not "good".
+    grades its own work. Either way "kept" means "passed the pipeline", not "good". `then`: what to do once a
+    capable judge is named.
     """
     judge, generator = models.get("judge"), models.get("generator")
     how = ("name a capable judge with --judge-model (with [judge] backend = \"openai\" or \"litellm\" in --config "
-           "when the generator runs locally), then run `synth-empathy filter` or generate again")
+           f"when the generator runs locally), then {then}")
     if judge and judge.endswith(EMBEDDED_MODEL_NAME):
         return (f"the judge is the embedded {EMBEDDED_MODEL_NAME} model, too small to judge empathy: its scores, and "
                 f"so what was kept, are not evidence of quality; {how}")

@@ -18,7 +18,9 @@ from typing import Any
 
 from synth_empathy.config import MAX_N, ModelConfig, RunConfig
 from synth_empathy.errors import RunError, UserError, error_detail
+from synth_empathy.filters.judge import judge_caveat
 from synth_empathy.lm import build_lm, model_label
+from synth_empathy.lm.local import EMBEDDED_MODEL_NAME
 from synth_empathy.schema import FAILURE_MECHANISMS
 from synth_empathy.train.env import Episode, SupportEnv, lm_policy
 from synth_empathy.train.split import HELD_OUT_SHARE
@@ -43,9 +45,19 @@ class EvalResult:
             by_emotion[ep.dialogue.seed.emotion].append(ep)
         return [_summary(name, eps) for name, eps in sorted(by_emotion.items())] + [_summary("all", self.episodes)]
 
+    def caveats(self) -> list[str]:
+        """Why these figures are no evidence of a supporter's quality: a judge that cannot judge or grades its own
+        model, and a seeker on the embedded model, whose intensity (so drop and return) is as weak."""
+        out = [judge_caveat({"judge": self.judge, "generator": self.supporter}, then="run eval again")]
+        if self.seeker.endswith(EMBEDDED_MODEL_NAME):
+            out.append(f"the seeker is the embedded {EMBEDDED_MODEL_NAME} model: its hidden intensity, and so the drop "
+                       f"and the return, say little about the supporter; put a capable model in the seeker's seat "
+                       f"with [model] in --config")
+        return [caveat for caveat in out if caveat]
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "supporter": self.supporter, "seeker": self.seeker, "judge": self.judge,
+            "supporter": self.supporter, "seeker": self.seeker, "judge": self.judge, "caveats": self.caveats(),
             "split": {"held_out_share": HELD_OUT_SHARE, "held_out_situations": self.held_out_situations},
             "summary": self.rows(),
             "failed": self.failed,
@@ -74,6 +86,7 @@ class EvalResult:
             lines.append(f"{len(self.failed)} episodes failed (a model call broke) and are left out; see eval.json")
         lines.append("drop: the seeker's hidden intensity (0-10) at its first message minus after the last reply; "
                      "failure columns: share of judged episodes flagged with " + ", ".join(FAILURE_MECHANISMS))
+        lines += [f"Not a quality claim: {caveat}." for caveat in self.caveats()]
         return "\n".join(lines)
 
 

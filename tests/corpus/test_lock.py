@@ -88,3 +88,21 @@ def test_two_writers_in_one_process_are_refused_too(tmp_path):
         with pytest.raises(UserError, match="is being written by another synth-empathy process"):
             with output_lock(tmp_path / "run", folder=True):
                 pass
+
+
+def test_a_command_that_writes_nothing_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "new" / "run"
+    with pytest.raises(UserError), output_lock(out, folder=True):
+        assert (out / LOCK).exists()
+        raise UserError("refused before any record")
+    assert not (tmp_path / "new").exists()
+    with output_lock(out, folder=True):
+        (out / "dialogues.jsonl").write_text("{}\n")
+    assert (out / "dialogues.jsonl").exists() and not (out / LOCK).exists()
+    with output_lock(tmp_path / "made-empty", folder=True):
+        pass
+    assert not (tmp_path / "made-empty").exists()
+    (tmp_path / "existing").mkdir()
+    with output_lock(tmp_path / "existing", folder=True):
+        pass
+    assert (tmp_path / "existing").is_dir()  # a folder that was there before stays, empty or not

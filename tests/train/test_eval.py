@@ -35,8 +35,12 @@ def test_eval_plays_held_out_seeds_and_summarises_per_emotion(tmp_path):
     drops = [ep.dialogue.seed.intensity - ep.final_intensity for ep in result.episodes]
     assert overall["mean_intensity_drop"] == pytest.approx(sum(drops) / 3, abs=1e-3)
     assert "supporter openai:policy" in result.table() and "all" in result.table()
+    # Seeker and judge default to the embedded model: the table and eval.json say the figures are no evidence.
+    caveats = [line for line in result.table().splitlines() if line.startswith("Not a quality claim")]
+    assert len(caveats) == 2 and "judge is the embedded" in caveats[0] and "seeker is the embedded" in caveats[1]
     path = write_eval(result, tmp_path / "ev")
     data = json.loads(path.read_text())
+    assert len(data["caveats"]) == 2
     assert data["summary"][-1] == overall and len(data["episodes"]) == 3
     assert data["episodes"][0]["profile"] is not None
     assert len((tmp_path / "ev" / "episodes.jsonl").read_text().splitlines()) == 3
@@ -68,6 +72,7 @@ def test_eval_command_puts_the_named_model_in_the_supporters_seat(tmp_path, monk
     assert "mean" not in result.stdout.splitlines()[0] and "all" in result.stdout
     data = json.loads((out / "eval.json").read_text())
     assert data["supporter"] == "openai:policy-m" and data["seeker"] == "openai:seeker-m"
+    assert data["caveats"] == [] and "Not a quality claim" not in result.stdout  # an endpoint seeker and judge
     again = runner.invoke(app, ["eval", "--n", "1", "--out", str(out), "--backend", "openai", "--model", "x",
                                 "--api-base", "http://127.0.0.1:9/v1"])
     assert again.exit_code == 2 and "eval.json exists" in again.output
