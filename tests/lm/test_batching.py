@@ -65,6 +65,19 @@ def job(prompt, max_tokens=3, stop=(), sampling=None):
     return Job(prompt=list(prompt), sampling=sampling, max_tokens=max_tokens, stop=[s.encode() for s in stop])
 
 
+def run_together(scheduler, backend, jobs) -> None:
+    """Run `jobs` from threads of their own, the first decode held until every one of them is queued."""
+    backend.gate.clear()
+    threads = [threading.Thread(target=scheduler.run, args=(j,)) for j in jobs]
+    for t in threads:
+        t.start()
+    while len(scheduler._pending) + len(scheduler._active) < len(jobs):
+        threading.Event().wait(0.01)
+    backend.gate.set()
+    for t in threads:
+        t.join(10)
+
+
 def test_common_prefix():
     assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
     assert common_prefix([1, 2], [1, 2, 3]) == 2
@@ -123,16 +136,8 @@ def test_reuse_off_evaluates_every_prompt():
 def test_concurrent_jobs_are_decoded_in_one_batch():
     backend = FakeBackend()
     scheduler = BatchScheduler(backend, max_batch=4)
-    backend.gate.clear()  # hold the first decode until all four jobs are queued
     jobs = [job([i * 10, i * 10 + 1], max_tokens=5) for i in range(1, 5)]
-    threads = [threading.Thread(target=scheduler.run, args=(j,)) for j in jobs]
-    for t in threads:
-        t.start()
-    while len(scheduler._pending) + len(scheduler._active) < 4:
-        threading.Event().wait(0.01)
-    backend.gate.set()
-    for t in threads:
-        t.join(10)
+    run_together(scheduler, backend, jobs)
     assert [j.output for j in jobs] == [[i * 10 + 2 + k for k in range(5)] for i in range(1, 5)]
     sizes = scheduler.stats()["batch_sizes"]
     assert max(sizes) >= 2
@@ -177,16 +182,8 @@ def test_a_sampler_error_fails_that_job_only():
 def test_a_full_kv_cache_with_nothing_cached_restarts_the_newest_job_later():
     backend = FakeBackend(n_ctx=30, n_batch=64)
     scheduler = BatchScheduler(backend, max_batch=2)
-    backend.gate.clear()
     first, second = job(range(100, 110), max_tokens=8), job(range(200, 210), max_tokens=8)
-    threads = [threading.Thread(target=scheduler.run, args=(j,)) for j in (first, second)]
-    for t in threads:
-        t.start()
-    while len(scheduler._pending) + len(scheduler._active) < 2:
-        threading.Event().wait(0.01)
-    backend.gate.set()
-    for t in threads:
-        t.join(10)
+    run_together(scheduler, backend, [first, second])
     # Together they need 2 x (10 + 8) cells of 30: one of them was set back and ran after the other.
     assert first.output == list(range(110, 118)) and second.output == list(range(210, 218))
     assert scheduler.stats()["preempted"] >= 1
@@ -205,17 +202,9 @@ def test_a_job_arriving_with_a_running_prompt_it_shares_waits_for_it_and_copies_
     # must not evaluate them again beside the first.
     backend = FakeBackend(n_batch=16)
     scheduler = BatchScheduler(backend, max_batch=4)
-    backend.gate.clear()
     shared = list(range(1000, 1100))
     first, second = job(shared + [1, 2], max_tokens=2), job(shared + [7, 8, 9], max_tokens=2)
-    threads = [threading.Thread(target=scheduler.run, args=(j,)) for j in (first, second)]
-    for t in threads:
-        t.start()
-    while len(scheduler._pending) + len(scheduler._active) < 2:
-        threading.Event().wait(0.01)
-    backend.gate.set()
-    for t in threads:
-        t.join(10)
+    run_together(scheduler, backend, [first, second])
     assert second.reused == 100 and second.output == [10, 11]
     assert backend.evaluated == 102 + 3 + 2 * 2 - 2  # each prompt token once; answers less their last token
 
