@@ -69,7 +69,7 @@ def output_lock(out: Path, *, folder: bool, flag: str = "--out") -> Iterator[Non
     """
     out = Path(out)
     path = lock_path(out, folder)
-    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]  # folders this lock creates, deepest first
+    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]  # the folders it creates, deepest first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _try_lock(path)

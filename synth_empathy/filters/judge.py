@@ -13,7 +13,8 @@ from synth_empathy.programs.transcript import conversation_text
 from synth_empathy.schema import FAILURE_MECHANISMS, Dialogue, Rejection, Scores
 
 
-def judge_caveat(models: dict[str, str | None], then: str = "run `synth-empathy filter` or generate again") -> str | None:
+def judge_caveat(models: dict[str, str | None],
+                 then: str = "run `synth-empathy filter` or generate again") -> str | None:
     """What a reader of the scores must know when the judge cannot vouch for quality; None for an own capable judge.
 
     A 135M judge scored word salad 10/8 and the same dialogue 0/1 on a second look; a judge that is the generator
