@@ -39,7 +39,7 @@ MODEL_FLAGS: dict[str, Any] = {
 # Where each flag lands in the RunConfig, so a bad value is reported by its flag.
 FLAG_SETTINGS = {"--backend": "model.backend", "--model": "model.model", "--api-base": "model.api_base",
                  "--api-key-env": "model.api_key_env", "--judge-model": "judge.model", "--engine": "engine",
-                 "--language": "run.language"}
+                 "--language": "run.language", "--split": "sampler.split"}
 
 
 def language_setting(flag: str) -> str | dict[str, float]:
@@ -161,6 +161,9 @@ def generate(
     dry_run: DryRunOpt = False,
     language: Annotated[str | None, typer.Option(
         "--language", help="What the dialogues are written in: es, or es,en,zh for a mix (default en).")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="train: only situations `eval` does not hold out, for a corpus to train on (default all).")
+    ] = None,
     *,
     flags: ModelFlags,
 ) -> None:
@@ -177,6 +180,8 @@ def generate(
         settings["ray"] = {"address": ray_address}
     if language is not None:
         settings["run"] = {"language": language_setting(language)}
+    if split is not None:
+        settings["sampler"] = {"split": split}
     cfg = flags.run_config(**settings)
     if ray_address is not None and cfg.engine != "ray":
         raise UserError("--ray-address needs --engine ray")

@@ -186,6 +186,7 @@ _ADDED_LATER: dict[str, dict[str, Any]] = {
     "run": {"language": DEFAULT_LANGUAGE},
     "dedup": {"semantic": False, "semantic_threshold": 0.85},
     "rules": {"min_script_share": 0.5},
+    "sampler": {"split": "all"},
 }
 
 
@@ -195,6 +196,8 @@ class SamplerConfig(_Section):
 
     emotion_weights: dict[str, float] = Field(default_factory=dict)
     problem_type_weights: dict[str, float] = Field(default_factory=dict)
+    # "train": draw only the situations `eval` does not play (graphs/split.py), for a corpus to train on.
+    split: Literal["all", "train"] = "all"
 
     @model_validator(mode="after")
     def _non_negative(self) -> SamplerConfig:

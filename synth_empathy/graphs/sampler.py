@@ -13,6 +13,7 @@ from synth_empathy.config import MAX_N, RunConfig
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import Catalog
 from synth_empathy.graphs.graph import plausible
+from synth_empathy.graphs.split import split_catalog
 from synth_empathy.languages import DEFAULT_LANGUAGE, language_rota
 from synth_empathy.schema import (
     DISCLOSURE_PACES,
@@ -157,7 +158,9 @@ def plan_for(catalog: Catalog, config: RunConfig, n: int | None = None) -> list[
 
 
 def iter_plan(catalog: Catalog, config: RunConfig, n: int | None = None) -> Iterator[Seed]:
-    """`plan_for`, one seed at a time."""
+    """`plan_for`, one seed at a time; `[sampler] split = "train"` leaves out the situations `eval` plays."""
+    if config.sampler.split == "train":
+        catalog = split_catalog(catalog, "train")
     return iter_seeds(catalog, config.n if n is None else n, config.seed, config.sampler.emotion_weights,
                       config.sampler.problem_type_weights, config.run.language)
 

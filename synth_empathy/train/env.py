@@ -33,7 +33,7 @@ from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.run.generate import dspy_settings
 from synth_empathy.run.roleplay import SeekerSide, repeats_earlier
 from synth_empathy.schema import Dialogue, Provenance, Scores, Seed, Turn
-from synth_empathy.train.split import Split, split_catalog
+from synth_empathy.graphs.split import Split, split_catalog
 
 # A policy: the chat so far (system message first, user = seeker, assistant = supporter) -> the supporter's reply.
 Policy = Callable[[list[dict[str, str]]], str]
@@ -62,7 +62,7 @@ class Episode:
 
 class SupportEnv:
     """Plain-Python reset()/step() over seeds from the coverage-aware sampler, restricted to one side of the
-    held-out scenario split (train.split).
+    held-out scenario split (graphs.split).
 
     Args:
         config: the generator's model (the seeker runs on it), the judge, dialogue.max_turns / min_turns, the

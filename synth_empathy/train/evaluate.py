@@ -23,7 +23,7 @@ from synth_empathy.lm import build_lm, model_label
 from synth_empathy.lm.local import EMBEDDED_MODEL_NAME
 from synth_empathy.schema import FAILURE_MECHANISMS
 from synth_empathy.train.env import Episode, SupportEnv, lm_policy
-from synth_empathy.train.split import HELD_OUT_SHARE
+from synth_empathy.graphs.split import HELD_OUT_SHARE
 
 RESULT_FILE = "eval.json"
 EPISODES_FILE = "episodes.jsonl"

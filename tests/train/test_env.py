@@ -12,7 +12,7 @@ from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.schema import Situation
 from synth_empathy.train.env import RewardWeights, SupportEnv, lm_policy
 from synth_empathy.train.grpo import ENDED, ToolSupportEnv, _between_turns, env_reward, episode_rows
-from synth_empathy.train.split import held_out_ids, split_catalog, split_point
+from synth_empathy.graphs.split import held_out_ids, split_catalog, split_point
 
 JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 6, "rationale": "Warm."}}
 
