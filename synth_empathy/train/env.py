@@ -27,13 +27,13 @@ from synth_empathy.errors import UserError, error_detail
 from synth_empathy.filters.judge import score_dialogue
 from synth_empathy.graphs.catalog import Catalog, load_catalog
 from synth_empathy.graphs.sampler import iter_seeds
+from synth_empathy.graphs.split import Split, split_catalog
 from synth_empathy.lm import PlainAdapter, build_lm, model_label
 from synth_empathy.programs import Programs, load_programs
 from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.run.generate import dspy_settings
 from synth_empathy.run.roleplay import SeekerSide, repeats_earlier
 from synth_empathy.schema import Dialogue, Provenance, Scores, Seed, Turn
-from synth_empathy.graphs.split import Split, split_catalog
 
 # A policy: the chat so far (system message first, user = seeker, assistant = supporter) -> the supporter's reply.
 Policy = Callable[[list[dict[str, str]]], str]

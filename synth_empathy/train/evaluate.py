@@ -19,11 +19,11 @@ from typing import Any
 from synth_empathy.config import MAX_N, ModelConfig, RunConfig
 from synth_empathy.errors import RunError, UserError, error_detail
 from synth_empathy.filters.judge import judge_caveat
+from synth_empathy.graphs.split import HELD_OUT_SHARE
 from synth_empathy.lm import build_lm, model_label
 from synth_empathy.lm.local import EMBEDDED_MODEL_NAME
 from synth_empathy.schema import FAILURE_MECHANISMS
 from synth_empathy.train.env import Episode, SupportEnv, lm_policy
-from synth_empathy.graphs.split import HELD_OUT_SHARE
 
 RESULT_FILE = "eval.json"
 EPISODES_FILE = "episodes.jsonl"

@@ -8,11 +8,11 @@ from scripted import ScriptedEngine, scripted_lm, varied_prose
 from synth_empathy.config import load_config
 from synth_empathy.errors import UserError
 from synth_empathy.graphs.catalog import load_catalog
+from synth_empathy.graphs.split import held_out_ids, split_catalog, split_point
 from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.schema import Situation
 from synth_empathy.train.env import RewardWeights, SupportEnv, lm_policy
 from synth_empathy.train.grpo import ENDED, ToolSupportEnv, _between_turns, env_reward, episode_rows
-from synth_empathy.graphs.split import held_out_ids, split_catalog, split_point
 
 JUDGE = {"JudgeDialogue": {"sensibility": 8, "rationality": 6, "rationale": "Warm."}}
 

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 from synth_empathy.cli import app
 from synth_empathy.config import ModelConfig, load_config
 from synth_empathy.graphs.catalog import load_catalog
+from synth_empathy.graphs.split import held_out_ids
 from synth_empathy.publish.exports import DEFAULT_SYSTEM_PROMPT
 from synth_empathy.train.evaluate import run_eval, write_eval
-from synth_empathy.graphs.split import held_out_ids
 
 runner = CliRunner()
 JUDGE = {"JudgeDialogue": {"sensibility": 7, "rationality": 5, "rationale": "Fine.", "sentiment_attenuation": True}}
