@@ -217,6 +217,14 @@ def _front_matter(license_id: str, n: int, extra: Mapping[str, Any] | None = Non
     return f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n"
 
 
+def _split(split: str | None) -> str:
+    if split == "train":
+        return ("train: the situations `synth-empathy eval` holds out were left out, so a model trained on this can "
+                "be evaluated on them cleanly")
+    return ("all situations, the ones `synth-empathy eval` holds out included: a model trained on this has seen "
+            "them (generate with `--split train` for a corpus to train on)")
+
+
 def _caveat(manifest: Manifest | None) -> str:
     if manifest is None or not manifest.judge_caveat:
         return ""
@@ -297,6 +305,7 @@ substitute for professional help. Do not use them to diagnose, treat or triage a
                                    f"{judge_cfg.get('min_sensibility', 'n/a')}, rationality >= "
                                    f"{judge_cfg.get('min_rationality', 'n/a')}" if judge_cfg else None),
     ("program versions", programs),
+    ("scenario split", _split((cfg.get("sampler") or {}).get("split")) if cfg else None),
     ("config fingerprint", ", ".join(f"`{f}`" for f in prov["config_fingerprints"]) or None),
     ("sampling seed", str(prov.get("seed"))),
     ("package versions", _versions(prov["versions"])),

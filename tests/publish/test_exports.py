@@ -318,6 +318,17 @@ def test_card_holds_provenance_limits_licence_and_statistics(corpus, tmp_path):
         assert fact in card, fact
 
 
+def test_card_says_whether_the_corpus_leaves_out_the_situations_eval_holds_out(corpus, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(corpus, run)
+    manifest = read_manifest(run)
+    write_card(run, manifest)
+    assert "the ones `synth-empathy eval` holds out included" in (run / CARD_FILE).read_text(encoding="utf-8")
+    manifest.config["sampler"] = {**manifest.config.get("sampler", {}), "split": "train"}
+    write_card(run, manifest)
+    assert "| scenario split | train: the situations" in (run / CARD_FILE).read_text(encoding="utf-8")
+
+
 def test_card_skips_coverage_with_a_note_when_the_catalog_does_not_load(corpus, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(corpus, run)
