@@ -200,20 +200,21 @@ class BatchScheduler:
         if not evaluating:
             return False
         coming = max(common_prefix(j.prompt, job.prompt) for j in evaluating)
-        have = max((common_prefix(kv, job.prompt) for kv in [*self._cached.values(), *(j.kv for j in self._active)]),
-                   default=0)
-        return coming >= MIN_SHARED_WAIT and coming > have
+        return coming >= MIN_SHARED_WAIT and coming > self._best_prefix(job.prompt)[1]
+
+    def _best_prefix(self, prompt: list[int]) -> tuple[int, int]:
+        """The sequence (cached or in flight) holding the longest evaluated prefix of `prompt`, and its length;
+        (-1, 0) when none shares a token."""
+        source, shared = -1, 0
+        for seq, kv in [*self._cached.items(), *((j.seq, j.kv) for j in self._active)]:
+            n = common_prefix(kv, prompt)
+            if n > shared:
+                source, shared = seq, n
+        return source, shared
 
     def _admit(self, job: Job) -> None:
         sampler = self.backend.make_sampler(job.sampling)  # first: a bad grammar fails before a sequence is taken
-        source, shared = -1, 0
-        if self.reuse:
-            candidates = [(seq, kv) for seq, kv in self._cached.items()]
-            candidates += [(j.seq, j.kv) for j in self._active]
-            for seq, kv in candidates:
-                n = common_prefix(kv, job.prompt)
-                if n > shared:
-                    source, shared = seq, n
+        source, shared = self._best_prefix(job.prompt) if self.reuse else (-1, 0)
         # At least one prompt token is evaluated: its logits give the first answer token.
         shared = min(shared, len(job.prompt) - 1)
         if source in self._cached and not self._free:
@@ -255,10 +256,6 @@ class BatchScheduler:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
         decoded = time.perf_counter()
-        with self._cond:
-            self._batch_sizes[len(owners)] += 1
-            # Seconds in decode calls that evaluate prompt tokens vs those that only advance answers.
-            self._seconds["prompt_decode_s" if len(entries) > len(owners) else "answer_decode_s"] += decoded - start
         for job, consumed, _ in owners:
             job.kv.extend(consumed)
             job.next_token = None
@@ -266,6 +263,9 @@ class BatchScheduler:
             if logits_at >= 0:
                 self._advance(job, self.backend.sample(job.sampler, logits_at))
         with self._cond:
+            self._batch_sizes[len(owners)] += 1
+            # Seconds in decode calls that evaluate prompt tokens vs those that only advance answers, and sampling.
+            self._seconds["prompt_decode_s" if len(entries) > len(owners) else "answer_decode_s"] += decoded - start
             self._seconds["sample_s"] += time.perf_counter() - decoded
 
     def _assemble(self) -> tuple[list[tuple[int, int, int, bool]], list[tuple[Job, list[int], int]]]:
