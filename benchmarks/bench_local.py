@@ -46,11 +46,9 @@ SECTION = "Local model: speed"
 
 def chat_call(request) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The messages and create_chat_completion arguments for a dspy Request, as the plain loop sends them."""
-    messages: list[dict[str, str]] = []
-    if request.system:
-        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
-        messages.append({"role": "system", "content": system})
-    messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+    from synth_empathy.lm.local import chat_messages
+
+    messages = chat_messages(request)
     config = request.config
     kwargs: dict[str, Any] = {"temperature": 0.7 if config.temperature is None else config.temperature,
                               "max_tokens": config.max_tokens or 256, "repeat_penalty": 1.15}

@@ -176,6 +176,16 @@ def _grammar(schema_json: str | None) -> Any:
     return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
+def chat_messages(request: Request) -> list[dict[str, str]]:
+    """A dspy Request as the chat messages a chat template renders: the system message first."""
+    messages: list[dict[str, str]] = []
+    if request.system:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+    return messages
+
+
 class _PromptCaptured(Exception):
     def __init__(self, tokens: list[int], stop: list[str]):
         self.tokens, self.stop = tokens, stop
@@ -421,13 +431,8 @@ class LlamaEngine:
         raise RuntimeError(f"the chat handler of {self.model_path.name} did not ask for a completion")
 
     def complete(self, request: Request) -> Response:
-        messages: list[dict[str, str]] = []
-        if request.system:
-            system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
-            messages.append({"role": "system", "content": system})
-        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
         config = request.config
-        prompt, stops = self._prompt(messages)
+        prompt, stops = self._prompt(chat_messages(request))
         max_tokens = config.max_tokens or 256
         grammar = None
         fmt = config.response_format
