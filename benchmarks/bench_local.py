@@ -151,21 +151,16 @@ def plain_loop(record: Path, threads: int | None) -> dict:
 
 def repack(threads: int | None, work: Path, reps: int = 3) -> dict:
     """Prompt processing of a Q4_0 copy of the shipped model with weight repacking off and on."""
-    import ctypes
-
     from llama_cpp import Llama
-    from llama_cpp import llama_cpp as capi
 
     from synth_empathy.lm.local import embedded_model_path, model_param_overrides
+    from synth_empathy.lm.requantize import quantize
 
     q4_0 = work / "model-q4_0.gguf"
-    params = capi.llama_model_quantize_default_params()
-    params.ftype = capi.LLAMA_FTYPE_MOSTLY_Q4_0
-    params.allow_requantize = True
-    params.nthread = threads or 0
-    code = capi.llama_model_quantize(str(embedded_model_path()).encode(), str(q4_0).encode(), ctypes.byref(params))
-    if code != 0:
-        return {"error": f"llama_model_quantize returned {code}"}
+    try:
+        quantize(embedded_model_path(), q4_0, "LLAMA_FTYPE_MOSTLY_Q4_0", threads or 0)
+    except OSError as exc:
+        return {"error": str(exc)}
     text = "A friend wrote to say that the move went well and the new flat is bright. " * 40
     n_threads = threads or max(1, os.cpu_count() or 1)
     result: dict = {}
@@ -189,19 +184,16 @@ def repack(threads: int | None, work: Path, reps: int = 3) -> dict:
 def fidelity(work: Path, threads: int | None, n_tokens: int = 600) -> dict[str, tuple[float, float]]:
     """How far the shipped Q4_1 file and its Q8_0 copy are from the exact dequantized (F16) weights: mean KL
     divergence of next-token distributions over README text, and how often their top token agrees."""
-    import ctypes
-
     import numpy as np
     from llama_cpp import Llama
-    from llama_cpp import llama_cpp as capi
 
     from synth_empathy.lm.local import embedded_model_path, model_param_overrides
-    from synth_empathy.lm.requantize import requantized
+    from synth_empathy.lm.requantize import quantize, requantized
 
     f16 = work / "model-f16.gguf"
-    params = capi.llama_model_quantize_default_params()
-    params.ftype, params.allow_requantize = capi.LLAMA_FTYPE_MOSTLY_F16, True
-    if capi.llama_model_quantize(str(embedded_model_path()).encode(), str(f16).encode(), ctypes.byref(params)):
+    try:
+        quantize(embedded_model_path(), f16, "LLAMA_FTYPE_MOSTLY_F16", threads or 0)
+    except OSError:
         return {}
     text = (REPO / "README.md").read_text(encoding="utf-8")[:4000].encode()
     logprobs = {}
